@@ -1,0 +1,5 @@
+#pragma once
+
+/// Umbrella header of the MTSAM model.
+
+#include <tora/tora.hpp>

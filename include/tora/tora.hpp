@@ -1,0 +1,5 @@
+#pragma once
+
+/// Umbrella header of the tora adapter library.
+
+#include <tora/version.hpp>
