@@ -1,0 +1,46 @@
+#pragma once
+
+#include <tora/tora.hpp>
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace tora::test {
+
+inline constexpr int64_t tiny_tasks = 3;
+
+/// A config of `method` with tiny ranks, three tasks and no dropout.
+inline AdapterConfig tiny_config(Method method) {
+  AdapterConfig config;
+  config.method = method;
+  config.num_tasks = tiny_tasks;
+  config.rank = 3;
+  config.alpha = 6.0;
+  config.p = 4;
+  config.q = 3;
+  config.v = 2;
+  config.dropout = 0.0;
+  config.num_loras = 2;
+  config.num_heads = 2;
+  return config;
+}
+
+/// Gives every parameter of `module` random values, so that every update is non-zero.
+inline void randomize(torch::nn::Module& module, double std = 0.3) {
+  torch::NoGradGuard no_grad;
+  for (auto& param : module.parameters()) {
+    param.normal_(0.0, std);
+  }
+}
+
+/// Largest absolute difference between two tensors, as a double.
+inline double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+inline std::string name_of(Method method) {
+  return std::string(to_string(method));
+}
+
+}  // namespace tora::test

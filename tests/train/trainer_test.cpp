@@ -1,0 +1,229 @@
+#include <doctest/doctest.h>
+
+#include <mtsam/train/trainer.hpp>
+#include <tora/io/safetensors.hpp>
+
+#include "train/tiny_problem.hpp"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace mtsam::train;
+using tora::test::TempDir;
+using tora::test::tiny_model;
+using tora::test::tiny_source;
+using tora::test::tiny_specs;
+
+namespace {
+
+TrainerOptions tiny_options(const std::filesystem::path& dir) {
+  return TrainerOptions()
+      .epochs(3)
+      .batch_size(3)
+      .grad_accumulation(2)
+      .lr(1e-2)
+      .warmup_ratio(0.2)
+      .task_weights({1.0, 1.0, 4.0})
+      .eval_every(1)
+      .report_images(1)
+      .output_dir(dir)
+      .seed(7);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> trainable(const TrainableModel& model) {
+  return named_trainable(*model.module);
+}
+
+}  // namespace
+
+TEST_CASE("a short training run lowers the test loss of every task") {
+  TempDir dir("lowers");
+  auto options =
+      tiny_options(dir.path).epochs(12).grad_accumulation(1).lr(3e-2).eval_before(true).eval_every(
+          12);
+  Trainer trainer(options, tiny_model(1), task_heads(tiny_specs()), tiny_source(10, 1),
+                  tiny_source(4, 2));
+  const auto result = trainer.run();
+  REQUIRE(result.status == RunStatus::finished);
+  REQUIRE(result.before.has_value());
+  REQUIRE(result.evaluations.size() == 2);
+  const auto& after = result.evaluations.back();
+  for (const auto& task : after.tasks) {
+    const auto* before = result.before->find(task.task);
+    REQUIRE(before != nullptr);
+    CHECK_MESSAGE(task.loss < 0.9 * before->loss, task.task, ": ", before->loss, " -> ", task.loss);
+  }
+  CHECK(after.delta_b.value() > 0.0);
+  CHECK(std::filesystem::is_regular_file(dir.path / "checkpoints/last/model.safetensors"));
+  CHECK(std::filesystem::is_regular_file(dir.path / "checkpoints/best/trainer_state.safetensors"));
+  CHECK(std::filesystem::is_regular_file(dir.path / "log.jsonl"));
+}
+
+TEST_CASE("checkpoints hold the trainable parameters only") {
+  TempDir dir("trainable");
+  auto model = tiny_model(1);
+  Trainer trainer(tiny_options(dir.path).epochs(1), model, task_heads(tiny_specs()),
+                  tiny_source(6, 1), tiny_source(2, 2));
+  REQUIRE(trainer.run().status == RunStatus::finished);
+  const auto saved = tora::io::read_safetensors(dir.path / "checkpoints/last/model.safetensors");
+  CHECK(saved.find("trunk.weight") != nullptr);
+  CHECK(saved.find("semseg.bias") != nullptr);
+  CHECK(saved.find("stem.weight") == nullptr);
+  CHECK(saved.tensors.size() == trainable(model).size());
+}
+
+TEST_CASE("a run stopped and resumed ends with the same numbers as one that was not") {
+  TempDir whole_dir("whole");
+  auto whole_model = tiny_model(3);
+  Trainer whole(tiny_options(whole_dir.path), whole_model, task_heads(tiny_specs()),
+                tiny_source(10, 1), tiny_source(4, 2));
+  const auto expected = whole.run();
+  REQUIRE(expected.status == RunStatus::finished);
+  REQUIRE(expected.steps == 6);
+
+  // Step 3 stops in the middle of the second epoch, step 4 at its end.
+  for (int64_t stop_at : {3, 4}) {
+    CAPTURE(stop_at);
+    TempDir dir("resumed");
+    TrainerCallbacks stopper;
+    int64_t steps_seen = 0;
+    stopper.on_step = [&](const StepRecord& s) { steps_seen = s.step; };
+    stopper.should_stop = [&] { return steps_seen == stop_at; };
+    Trainer first(tiny_options(dir.path), tiny_model(3), task_heads(tiny_specs()),
+                  tiny_source(10, 1), tiny_source(4, 2), stopper);
+    const auto stopped = first.run();
+    REQUIRE(stopped.status == RunStatus::interrupted);
+    CHECK(stopped.steps == stop_at);
+
+    // A fresh model, as a new process would build it, then resumed.
+    auto resumed_model = tiny_model(3);
+    torch::rand({16});  // moves the generator: the resumed run must restore its saved state
+    Trainer second(tiny_options(dir.path).resume(true), resumed_model, task_heads(tiny_specs()),
+                   tiny_source(10, 1), tiny_source(4, 2));
+    const auto resumed = second.run();
+    REQUIRE(resumed.status == RunStatus::finished);
+    CHECK(resumed.steps == 6);
+
+    const auto a = trainable(whole_model);
+    const auto b = trainable(resumed_model);
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      CHECK_MESSAGE(torch::equal(a[i].second, b[i].second), a[i].first);
+    }
+    REQUIRE(resumed.evaluations.size() == expected.evaluations.size());
+    for (size_t e = 0; e < expected.evaluations.size(); ++e) {
+      const auto& x = expected.evaluations[e];
+      const auto& y = resumed.evaluations[e];
+      CHECK(x.step == y.step);
+      for (size_t t = 0; t < x.tasks.size(); ++t) {
+        CHECK(x.tasks[t].loss == y.tasks[t].loss);
+        for (size_t m = 0; m < x.tasks[t].metrics.size(); ++m) {
+          CHECK(x.tasks[t].metrics[m].value == y.tasks[t].metrics[m].value);
+        }
+      }
+    }
+    const auto log = read_json_lines(dir.path / "log.jsonl");
+    const auto whole_log = read_json_lines(whole_dir.path / "log.jsonl");
+    REQUIRE(log.size() == whole_log.size());
+    for (size_t i = 0; i < log.size(); ++i) {
+      CHECK(log[i].at("type") == whole_log[i].at("type"));
+      CHECK(log[i].at("step") == whole_log[i].at("step"));
+      if (log[i].at("type") == "step") {
+        CHECK(log[i].at("loss") == whole_log[i].at("loss"));
+      }
+    }
+  }
+}
+
+TEST_CASE("resuming with other settings than the saved run is refused") {
+  TempDir dir("settings");
+  Trainer first(tiny_options(dir.path).epochs(1), tiny_model(1), task_heads(tiny_specs()),
+                tiny_source(6, 1), tiny_source(2, 2));
+  REQUIRE(first.run().status == RunStatus::finished);
+  Trainer second(tiny_options(dir.path).epochs(1).batch_size(2).resume(true), tiny_model(1),
+                 task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
+  CHECK_THROWS_WITH_AS(second.run(), doctest::Contains("batch_size was 3, now 2"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("resuming without a checkpoint says so") {
+  TempDir dir("nothing");
+  Trainer trainer(tiny_options(dir.path).resume(true), tiny_model(1), task_heads(tiny_specs()),
+                  tiny_source(6, 1), tiny_source(2, 2));
+  CHECK_THROWS_WITH_AS(trainer.run(), doctest::Contains("holds no checkpoint"), std::runtime_error);
+}
+
+TEST_CASE(
+    "a loss that turns NaN stops the run naming the task and step and keeps the last good "
+    "checkpoint") {
+  TempDir dir("nan");
+  auto poisoned = std::make_shared<bool>(false);
+  auto heads = task_heads(tiny_specs());
+  heads[1].loss = [poisoned](const torch::Tensor& output, const torch::Tensor& target) {
+    auto loss = mtsam::losses::depth_loss(output, target);
+    return *poisoned ? loss * std::nan("") : loss;
+  };
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [poisoned](const StepRecord& s) { *poisoned = s.step == 3; };
+  auto model = tiny_model(1);
+  // 10 samples, batch 5, no accumulation: two steps per epoch, a checkpoint after step 2.
+  Trainer trainer(tiny_options(dir.path).batch_size(5).grad_accumulation(1), model, heads,
+                  tiny_source(10, 1), tiny_source(2, 2), callbacks);
+  const auto result = trainer.run();
+  REQUIRE(result.status == RunStatus::diverged);
+  CHECK(result.steps == 3);
+  CHECK(result.message.find("task 'depth'") != std::string::npos);
+  CHECK(result.message.find("nan at step 4 (epoch 2)") != std::string::npos);
+  CHECK(result.message.find("checkpoints/last") != std::string::npos);
+
+  const auto last = dir.path / "checkpoints/last";
+  CHECK(load_trainer_state(last / "trainer_state.safetensors").step == 2);
+  const auto saved = tora::io::read_safetensors(last / "model.safetensors");
+  for (const auto& [name, value] : trainable(model)) {
+    const auto* tensor = saved.find(name);
+    REQUIRE(tensor != nullptr);
+    CHECK(torch::isfinite(*tensor).all().item<bool>());
+  }
+  CHECK_FALSE(
+      torch::equal(*saved.find("trunk.weight"), model.module->named_parameters()["trunk.weight"]));
+}
+
+TEST_CASE("an output folder that cannot be written is refused before training starts") {
+  TempDir dir("unwritable");
+  const auto blocker = dir.path / "a-file";
+  std::ofstream(blocker) << "not a folder";
+  bool stepped = false;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepRecord&) { stepped = true; };
+  Trainer trainer(tiny_options(blocker / "run"), tiny_model(1), task_heads(tiny_specs()),
+                  tiny_source(6, 1), tiny_source(2, 2), callbacks);
+  CHECK_THROWS_WITH_AS(trainer.run(), doctest::Contains("cannot be created"), std::runtime_error);
+  CHECK_FALSE(stepped);
+}
+
+TEST_CASE("the linear schedule warms up from 0 then decays to 0") {
+  const LinearWarmupSchedule schedule(20, 0.1);
+  CHECK(schedule.warmup_steps() == 2);
+  CHECK(schedule.factor(0) == 0.0);
+  CHECK(schedule.factor(1) == 0.5);
+  CHECK(schedule.factor(2) == 1.0);
+  CHECK(schedule.factor(11) == doctest::Approx(0.5));
+  CHECK(schedule.factor(20) == 0.0);
+  const LinearWarmupSchedule no_warmup(4, 0.0);
+  CHECK(no_warmup.factor(0) == 1.0);
+  CHECK(no_warmup.factor(3) == 0.25);
+}
+
+TEST_CASE("each epoch's order depends only on the seed and the epoch") {
+  CHECK(epoch_order(50, 3, 1, true) == epoch_order(50, 3, 1, true));
+  CHECK(epoch_order(50, 3, 1, true) != epoch_order(50, 3, 2, true));
+  CHECK(epoch_order(50, 3, 1, true) != epoch_order(50, 4, 1, true));
+  auto order = epoch_order(50, 3, 1, true);
+  std::sort(order.begin(), order.end());
+  CHECK(order == epoch_order(50, 3, 1, false));
+}
