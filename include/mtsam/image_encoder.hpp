@@ -100,29 +100,33 @@ class EncoderAttentionImpl : public torch::nn::Cloneable<EncoderAttentionImpl> {
     }
   }
 
-  /// `[B, H, W, D]` -> `[B, H, W, D]`.
-  torch::Tensor forward(const torch::Tensor& x) {
-    const int64_t b = x.size(0);
-    const int64_t h = x.size(1);
-    const int64_t w = x.size(2);
+  /// Attention from projected tokens, before `proj`: `[B, H, W, 3D]` -> `[B, H, W, D]`.
+  torch::Tensor attend(const torch::Tensor& qkv_out) {
+    const int64_t b = qkv_out.size(0);
+    const int64_t h = qkv_out.size(1);
+    const int64_t w = qkv_out.size(2);
     const int64_t heads = options.num_heads();
     // [3, B * heads, H * W, head_dim]
-    const auto qkv_out =
-        qkv->forward(x).reshape({b, h * w, 3, heads, -1}).permute({2, 0, 3, 1, 4}).reshape(
-            {3, b * heads, h * w, -1});
-    const auto q = qkv_out[0];
-    const auto k = qkv_out[1];
-    const auto v = qkv_out[2];
+    const auto split = qkv_out.reshape({b, h * w, 3, heads, -1})
+                           .permute({2, 0, 3, 1, 4})
+                           .reshape({3, b * heads, h * w, -1});
+    const auto q = split[0];
+    const auto k = split[1];
+    const auto v = split[2];
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1));
     if (options.use_rel_pos()) {
       attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, h, w, h, w);
     }
     attn = attn.softmax(-1);
-    const auto out = torch::matmul(attn, v).view({b, heads, h, w, -1}).permute({0, 2, 3, 1, 4}).reshape(
-        {b, h, w, -1});
-    return proj->forward(out);
+    return torch::matmul(attn, v)
+        .view({b, heads, h, w, -1})
+        .permute({0, 2, 3, 1, 4})
+        .reshape({b, h, w, -1});
   }
+
+  /// `[B, H, W, D]` -> `[B, H, W, D]`.
+  torch::Tensor forward(const torch::Tensor& x) { return proj->forward(attend(qkv->forward(x))); }
 
   EncoderAttentionOptions options;
   QkvLinear qkv{nullptr};
@@ -151,6 +155,8 @@ struct EncoderBlockOptions {
   TORCH_ARG(int64_t, grid_size) = 64;
   /// LayerNorm epsilon.
   TORCH_ARG(double, norm_eps) = 1e-6;
+  /// Windowed blocks: project the zero padding too, as SAM's code does (same result, more work).
+  TORCH_ARG(bool, project_padding) = false;
 };
 
 /// `x + attn(norm1(x))` (windowed when window_size > 0), then `x + mlp(norm2(x))`.
@@ -179,12 +185,18 @@ class EncoderBlockImpl : public torch::nn::Cloneable<EncoderBlockImpl> {
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = norm1->forward(x);
     const int64_t ws = options.window_size();
-    if (ws > 0) {
-      const int64_t h = x.size(1);
-      const int64_t w = x.size(2);
-      y = detail::window_unpartition(attn->forward(detail::window_partition(y, ws)), ws, h, w);
-    } else {
+    if (ws == 0) {
       y = attn->forward(y);
+    } else if (options.project_padding()) {
+      // SAM's order: pad and partition the normalised tokens, project every window.
+      y = detail::window_unpartition(attn->forward(detail::window_partition(y, ws)), ws, x.size(1),
+                                     x.size(2));
+    } else {
+      // Same result with less work: a padding token is zero after the padding, so its
+      // projection is the qkv bias; `proj` runs on the real tokens only.
+      const auto windows = detail::window_partition(pad_with_bias(attn->qkv->forward(y), ws), ws);
+      y = attn->proj->forward(
+          detail::window_unpartition(attn->attend(windows), ws, x.size(1), x.size(2)));
     }
     const auto mid = x + y;
     return mid + mlp->forward(norm2->forward(mid));
@@ -195,6 +207,30 @@ class EncoderBlockImpl : public torch::nn::Cloneable<EncoderBlockImpl> {
   EncoderAttention attn{nullptr};
   torch::nn::LayerNorm norm2{nullptr};
   MLPBlock mlp{nullptr};
+
+ private:
+  /// Pads projected tokens `[B, H, W, 3D]` bottom/right to multiples of `ws` with the
+  /// projection of a zero token (the bias, or zero without one).
+  torch::Tensor pad_with_bias(torch::Tensor qkv_out, int64_t ws) const {
+    const int64_t b = qkv_out.size(0);
+    const int64_t h = qkv_out.size(1);
+    const int64_t w = qkv_out.size(2);
+    const int64_t c = qkv_out.size(3);
+    const int64_t pad_h = (ws - h % ws) % ws;
+    const int64_t pad_w = (ws - w % ws) % ws;
+    const auto& bias = attn->qkv->bias;
+    const auto fill = [&](int64_t rows, int64_t cols) {
+      return bias.defined() ? bias.view({1, 1, 1, c}).expand({b, rows, cols, c})
+                            : torch::zeros({b, rows, cols, c}, qkv_out.options());
+    };
+    if (pad_w > 0) {
+      qkv_out = torch::cat({qkv_out, fill(h, pad_w)}, 2);
+    }
+    if (pad_h > 0) {
+      qkv_out = torch::cat({qkv_out, fill(pad_h, w + pad_w)}, 1);
+    }
+    return qkv_out;
+  }
 };
 TORCH_MODULE(EncoderBlock);
 
@@ -227,7 +263,8 @@ class ImageEncoderImpl : public torch::nn::Cloneable<ImageEncoderImpl> {
                                          .use_rel_pos(options.use_rel_pos())
                                          .window_size(global ? 0 : options.window_size())
                                          .grid_size(grid)
-                                         .norm_eps(options.norm_eps())));
+                                         .norm_eps(options.norm_eps())
+                                         .project_padding(options.project_padding())));
     }
     const int64_t out = options.out_chans();
     neck = register_module("neck", torch::nn::Sequential());

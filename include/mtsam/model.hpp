@@ -55,6 +55,8 @@ struct MTSAMOptions {
   /// forward() runs the encoder once on a task-major stacked batch `[T*B]` (true) or once per
   /// task (false); both give the same outputs.
   TORCH_ARG(bool, stack_tasks) = true;
+  /// Project the windows' zero padding as SAM's code does (see ImageEncoderOptions).
+  TORCH_ARG(bool, project_padding) = false;
 };
 
 /// The multi-task model. Parameters: `image_encoder.*` (official names, plus
@@ -66,7 +68,8 @@ class MTSAMImpl : public torch::nn::Module {
 
   void reset() {
     validate_tasks(options.tasks());
-    const auto sam = sam_options(options.shape());
+    auto sam = sam_options(options.shape());
+    sam.encoder().project_padding(options.project_padding());
     image_encoder = register_module("image_encoder", ImageEncoder(sam.encoder()));
     pe_layer = register_module("pe_layer", PositionEmbeddingRandom(sam.decoder().dim() / 2));
     task_embeddings = register_module("task_embeddings", torch::nn::ParameterList());

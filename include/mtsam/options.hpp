@@ -43,6 +43,9 @@ struct ImageEncoderOptions {
   TORCH_ARG(std::vector<int64_t>, global_attn_indexes) = std::vector<int64_t>{2, 5, 8, 11};
   /// Epsilon of the blocks' LayerNorms.
   TORCH_ARG(double, norm_eps) = 1e-6;
+  /// Windowed blocks project the zero padding of their windows too, as SAM's code does: same
+  /// result, more `qkv` and `proj` work (72% more at 512 inputs, 20% at 1024). Off by default.
+  TORCH_ARG(bool, project_padding) = false;
 
  public:
   /// Side of the patch grid, `img_size / patch_size`.

@@ -38,22 +38,22 @@ inline io::NamedTensors adapter_parameters(const torch::nn::Module& module) {
 inline std::vector<std::string> freeze_all_but_adapters(
     torch::nn::Module& module, const std::vector<std::string>& also_train = {}) {
   auto params = module.named_parameters(true);
-  std::vector<bool> matched(also_train.size(), false);
-  for (const auto& item : params) {
-    bool train = false;
-    for (size_t i = 0; i < also_train.size(); ++i) {
-      if (matches_pattern(item.key(), also_train[i])) {
-        matched[i] = true;
-        train = true;
-      }
+  for (const auto& pattern : also_train) {
+    bool matched = false;
+    for (const auto& item : params) {
+      matched = matched || matches_pattern(item.key(), pattern);
     }
-    item.value().requires_grad_(train);
-  }
-  for (size_t i = 0; i < also_train.size(); ++i) {
-    if (!matched[i]) {
-      throw std::invalid_argument("freeze_all_but_adapters: pattern '" + also_train[i] +
+    if (!matched) {
+      throw std::invalid_argument("freeze_all_but_adapters: pattern '" + pattern +
                                   "' matches no parameter name");
     }
+  }
+  for (const auto& item : params) {
+    bool train = false;
+    for (const auto& pattern : also_train) {
+      train = train || matches_pattern(item.key(), pattern);
+    }
+    item.value().requires_grad_(train);
   }
   for (auto& [name, param] : adapter_parameters(module)) {
     param.requires_grad_(true);

@@ -9,7 +9,7 @@
 #include <mtsam/data/nyuv2.hpp>
 #include <mtsam/data/pascal_context.hpp>
 
-#include "data/helpers.hpp"
+#include "data/on_disk.hpp"
 
 namespace md = mtsam::data;
 using data_test::TempDir;

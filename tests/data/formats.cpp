@@ -8,7 +8,7 @@
 #include <mtsam/data/mat_io.hpp>
 #include <mtsam/data/npy.hpp>
 
-#include "data/helpers.hpp"
+#include "data/on_disk.hpp"
 
 namespace md = mtsam::data;
 using data_test::TempDir;

@@ -76,3 +76,24 @@ TEST_CASE("the Hugging Face names map onto exactly the official names") {
     CHECK_MESSAGE(torch::equal(*other, item.value()), item.key(), " differs");
   }
 }
+
+TEST_CASE("projecting the window padding or not gives the same encoder output") {
+  const auto dir = mtsam::test::fixtures_or_skip();
+  if (!dir) {
+    return;
+  }
+  const auto shape = mtsam::shape_from_json(mtsam::test::read_json(*dir / "sam_tiny.json"));
+  REQUIRE(shape.img_size / shape.patch_size % shape.window_size != 0);  // windows are padded
+  auto options = mtsam::sam_options(shape);
+  options.encoder().project_padding(true);
+  mtsam::Sam padded(options);
+  mtsam::Sam lean(shape);
+  mtsam::load_sam(*padded, *dir / "sam_tiny.pth");
+  mtsam::load_sam(*lean, *dir / "sam_tiny.pth");
+  torch::NoGradGuard no_grad;
+  const auto image = mtsam::read_pth(*dir / "sam_tiny_io.pth")["image"];
+  const auto a = padded->encode(image);
+  const auto b = lean->encode(image);
+  CHECK(max_abs_diff(a, b) < 1e-5);
+  CHECK(max_abs_diff(a, mtsam::read_pth(*dir / "sam_tiny_io.pth")["image_embeddings"]) < 1e-4);
+}

@@ -266,7 +266,7 @@ TEST_CASE("adapters run in bfloat16 close to float32") {
     auto reference = run(layer, x, tora::Routing::stacked());
     layer->to(torch::kBFloat16);
     auto half = run(layer, x.to(torch::kBFloat16), tora::Routing::stacked());
-    CHECK(half.scalar_type() == torch::kBFloat16);
+    CHECK((half.scalar_type() == torch::kBFloat16));
     CHECK(max_diff(half, reference) < 0.05 * reference.abs().max().item<double>());
   }
 }

@@ -126,7 +126,9 @@ TEST_CASE("adapting an unmodified TransformerEncoderLayer trains three tasks apa
   for (const auto& [name, value] : before) {
     CHECK_MESSAGE(torch::equal(layer->named_parameters()[name], value), name);
   }
-  CHECK_FALSE(layer->linear1->weight.requires_grad());
+  // The registered parameter stays frozen; the member the forward reads is W0 + s dW_t.
+  CHECK_FALSE(layer->linear1->named_parameters()["weight"].requires_grad());
+  CHECK(layer->linear1->weight.requires_grad());
 
   // The base routing is the frozen model again.
   tora::set_routing(*layer, tora::Routing::base());

@@ -100,13 +100,13 @@ TEST_CASE("bfloat16 layers merge through float32") {
                    stl->B[1].to(torch::kFloat).mm(stl->A[1].to(torch::kFloat)) * stl->scale())
                       .to(torch::kBFloat16);
   auto merged = layer->merged_weight(1);
-  CHECK(merged.scalar_type() == torch::kBFloat16);
+  CHECK((merged.scalar_type() == torch::kBFloat16));
   CHECK(torch::equal(merged, expected));
   auto original = layer->weight.detach().clone();
   layer->merge(1);
   layer->unmerge();
   CHECK(torch::equal(layer->weight, original));
-  CHECK(tora::task_delta(*stl, 1).scalar_type() == torch::kFloat);
+  CHECK((tora::task_delta(*stl, 1).scalar_type() == torch::kFloat));
 }
 
 TEST_CASE("merging a whole model covers rebound and AdaptedLinear layers alike") {

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include <mtsam/data/tasks.hpp>

@@ -8,7 +8,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace mtsam::metrics {

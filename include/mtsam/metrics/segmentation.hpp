@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace mtsam::metrics {

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>

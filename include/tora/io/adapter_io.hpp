@@ -178,11 +178,11 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
       }
       wanted = detail::layer_tensors(plan.target, layer.adapter(), layer.weight(), layer.bias());
     } else {
-      auto weight_of = [&]() -> torch::Tensor {
+      auto param_of = [&](const char* name) -> torch::Tensor {
         for (const auto& item : module.named_modules(std::string(), false)) {
           if (item.key() == plan.target) {
-            if (auto* w = item.value()->named_parameters(false).find("weight")) {
-              return *w;
+            if (auto* param = item.value()->named_parameters(false).find(name)) {
+              return *param;
             }
           }
         }
@@ -192,7 +192,7 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
       for (const auto& candidate : candidates) {
         known = known || candidate.name == plan.target;
       }
-      auto weight = weight_of();
+      auto weight = param_of("weight");
       if (!known || !weight.defined() || weight.dim() != 2) {
         std::vector<std::string> names;
         for (const auto& candidate : candidates) {
@@ -203,7 +203,7 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
                                     detail::join(names));
       }
       auto scratch = make_adapter(plan.config, weight.size(1), weight.size(0));
-      wanted = detail::layer_tensors(plan.target, *scratch, weight, {});
+      wanted = detail::layer_tensors(plan.target, *scratch, weight, param_of("bias"));
       plan.attach = true;
     }
     for (const auto& [key, tensor] : wanted) {

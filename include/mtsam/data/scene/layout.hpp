@@ -5,9 +5,11 @@
 /// walls, a rug, one point light, and a camera near one wall looking across the room. Every
 /// choice comes from one seeded generator, so a (seed, stream, index) triple fixes the scene.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include <mtsam/data/augment.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-// Helpers that make small on-disk data sets for the data tests: a self-removing temporary
+// Tools that make small on-disk data sets for the data tests: a self-removing temporary
 // folder, MATLAB files written through matio, and hand-built palette PNGs.
 
 #include <matio.h>
