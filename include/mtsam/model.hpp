@@ -127,6 +127,12 @@ class MTSAMImpl : public torch::nn::Module {
     return image_encoder->forward(images);
   }
 
+  /// Image b's embeddings for task `task_ids[b]` (`[B]` int64): `[B, C, S/16, S/16]`.
+  torch::Tensor encode_per_image(const torch::Tensor& images, const torch::Tensor& task_ids) {
+    set_routing(tora::Routing::per_row(task_ids));
+    return image_encoder->forward(images);
+  }
+
   /// Every task's image embeddings `[T, B, C, S/16, S/16]`, from one encoder pass over the
   /// task-major stacked batch (or one pass per task when `stack_tasks` is off).
   torch::Tensor encode_all(const torch::Tensor& images) {

@@ -6,6 +6,7 @@
 
 #include <mtsam/train/checkpoint.hpp>
 #include <mtsam/train/config.hpp>
+#include <mtsam/train/deploy.hpp>
 #include <mtsam/train/evaluate.hpp>
 #include <mtsam/train/experiment.hpp>
 #include <mtsam/train/log.hpp>
@@ -15,5 +16,6 @@
 #include <mtsam/train/report.hpp>
 #include <mtsam/train/schedule.hpp>
 #include <mtsam/train/svg.hpp>
+#include <mtsam/train/table.hpp>
 #include <mtsam/train/task.hpp>
 #include <mtsam/train/trainer.hpp>

@@ -124,7 +124,9 @@ std::vector<LinearCandidate> linear_candidates(torch::nn::Module& module) {
 inline std::string join(const std::vector<std::string>& items) {
   std::string text;
   for (const auto& item : items) {
-    text += (text.empty() ? "'" : ", '") + item + "'";
+    text += text.empty() ? "'" : ", '";
+    text += item;
+    text += '\'';
   }
   return text.empty() ? "(none)" : text;
 }

@@ -59,7 +59,8 @@ inline Method method_from_string(std::string_view name) {
   }
   std::string known;
   for (Method method : all_methods) {
-    known += (known.empty() ? "" : ", ") + std::string(to_string(method));
+    known += known.empty() ? "" : ", ";
+    known += to_string(method);
   }
   throw std::invalid_argument("unknown adaptation method '" + std::string(name) +
                               "', expected one of: " + known);

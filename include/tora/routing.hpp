@@ -99,7 +99,10 @@ class Routing {
         }
         std::string text = "stacked(";
         for (size_t i = 0; i < tasks_.size(); ++i) {
-          text += (i ? "," : "") + std::to_string(tasks_[i]);
+          if (i > 0) {
+            text += ',';
+          }
+          text += std::to_string(tasks_[i]);
         }
         return text + ")";
       }

@@ -82,6 +82,12 @@ TEST_CASE("all tasks in one stacked call equal the tasks run one by one, for a b
     }
   }
   CHECK(max_abs_diff(stacked[0][0], stacked[0][1]) > 1e-3);
+
+  // A task per image: image 0 for task 2, image 1 for task 0.
+  const auto mixed = model->encode_per_image(batch, torch::tensor({2, 0}, torch::kLong));
+  const auto all = model->encode_all(batch);
+  CHECK(max_abs_diff(mixed[0], all[2][0]) < 1e-5);
+  CHECK(max_abs_diff(mixed[1], all[0][1]) < 1e-5);
 }
 
 TEST_CASE("inference with merged per-task weights equals the unmerged model") {

@@ -37,6 +37,7 @@ nlohmann::json tiny_experiment(const std::filesystem::path& out) {
             {"train_count", 8},
             {"test_count", 4},
             {"height", 24},
+            {"tasks", {"semseg", "depth", "normals"}},
             {"width", 32},
             {"augment", false}}},
           {"train",
@@ -45,18 +46,20 @@ nlohmann::json tiny_experiment(const std::filesystem::path& out) {
             {"lr", 3e-3},
             {"warmup_ratio", 0.0},
             {"eval_before", true},
-            {"eval_every", 8},
+            {"eval_every", 10},
             {"report_images", 1},
             {"output_dir", out.string()}}}};
 }
 
 }  // namespace
 
-TEST_CASE("ToRA fine-tuning of a tiny MTSAM on scenes lowers the loss of every task") {
+TEST_CASE(
+    "ToRA fine-tuning of a tiny MTSAM on scenes lowers the loss of every task, and its "
+    "checkpoint folder restores the trained model") {
   TempDir dir("mtsam");
   const auto config = experiment_from_json(tiny_experiment(dir.path));
   const auto specs = experiment_tasks(config.data);
-  REQUIRE(specs.size() == 4);
+  REQUIRE(specs.size() == 3);
   torch::manual_seed(0);
   auto model = build_model(config, specs);
   auto [train, test] = experiment_data(config, specs);
@@ -73,7 +76,8 @@ TEST_CASE("ToRA fine-tuning of a tiny MTSAM on scenes lowers the loss of every t
     CHECK_MESSAGE(task.loss < before->loss, task.task, ": ", before->loss, " -> ", task.loss);
   }
 
-  SUBCASE("the checkpoint folder restores the trained model") {
+  // The checkpoint folder restores the trained model.
+  {
     const auto folder = dir.path / "checkpoints/last";
     CHECK(std::filesystem::is_regular_file(folder / "adapters.safetensors"));
     CHECK(std::filesystem::is_regular_file(folder / "adapter_config.json"));
@@ -99,8 +103,11 @@ TEST_CASE("experiment configurations refuse unknown keys and bad values by name"
                        doctest::Contains("lr must be positive"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(experiment_from_json({{"adapter", {{"method", "lorax"}}}}),
                        doctest::Contains("lorax"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(experiment_tasks(DataConfig{.dataset = "nyuv2", .tasks = {"edges"}}),
-                       doctest::Contains("no task 'edges'"), std::invalid_argument);
+  DataConfig edges;
+  edges.dataset = "nyuv2";
+  edges.tasks = {"edges"};
+  CHECK_THROWS_WITH_AS(experiment_tasks(edges), doctest::Contains("no task 'edges'"),
+                       std::invalid_argument);
   const auto defaults = experiment_from_json(nlohmann::json::object());
   CHECK(defaults.train.lr() == 1e-3);
   CHECK(defaults.train.weight_decay() == 1e-6);

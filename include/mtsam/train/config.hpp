@@ -144,8 +144,9 @@ inline nlohmann::json to_json(const ExperimentConfig& c) {
           {"train", to_json(c.train)}};
 }
 
-/// Reads a configuration; absent keys keep the defaults. The trainer's "device" may be "auto":
-/// CUDA when LibTorch sees a GPU, else the CPU. Throws std::invalid_argument naming the key.
+/// Reads a configuration; absent keys keep the defaults. The trainer's "device" may be "auto"
+/// (the default here): CUDA when LibTorch sees a GPU, else the CPU. Throws
+/// std::invalid_argument naming the key.
 inline ExperimentConfig experiment_from_json(const nlohmann::json& json) {
   ExperimentConfig c;
   detail::check_keys(json, {"name", "baseline", "model", "adapter", "data", "train"}, "top level");
@@ -207,6 +208,9 @@ inline ExperimentConfig experiment_from_json(const nlohmann::json& json) {
   detail::read_key(data, "cache", c.data.cache, "data");
 
   auto train = json.value("train", nlohmann::json::object());
+  if (train.is_object() && !train.contains("device")) {
+    train["device"] = "auto";
+  }
   if (train.is_object() && train.value("device", "") == "auto") {
     train["device"] = torch::cuda::is_available() ? "cuda" : "cpu";
   }

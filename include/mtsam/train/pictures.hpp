@@ -57,6 +57,26 @@ inline std::pair<torch::Tensor, torch::Tensor> render_task(const data::TaskSpec&
   TORCH_CHECK(false, "render_task: unknown kind of task '", spec.name, "'");
 }
 
+/// A task's raw output `[C, H, W]` alone as a uint8 `[H, W, 3]` picture: classes in the palette,
+/// depth in the colour map over its own range, normals as RGB, saliency probability in grey.
+inline torch::Tensor render_prediction(const data::TaskSpec& spec, const torch::Tensor& output) {
+  const auto out = output.detach().to(torch::kCPU, torch::kFloat32);
+  switch (spec.kind) {
+    case data::TaskKind::segmentation:
+      return data::colorize_labels(out.argmax(0), spec.channels);
+    case data::TaskKind::depth: {
+      const double near = out[0].min().item<double>();
+      const auto pred = torch::where(out[0].eq(0), torch::full_like(out[0], near), out[0]);
+      return data::colorize_depth(pred, near, out[0].max().item<double>());
+    }
+    case data::TaskKind::normals:
+      return data::colorize_normals(out / out.norm(2, 0, true).clamp_min(1e-12));
+    case data::TaskKind::saliency:
+      return data::image_to_rgb(torch::sigmoid(out[0]).unsqueeze(0));
+  }
+  TORCH_CHECK(false, "render_prediction: unknown kind of task '", spec.name, "'");
+}
+
 /// The picture files of one test image, relative to the report folder.
 struct PictureRow {
   int64_t index = 0;  ///< index in the test split
