@@ -1,6 +1,6 @@
 // Cost of each adapter on one linear of ViT-B's qkv shape (768 -> 2304) and ViT-L's
 // (1024 -> 3072) over 4096 tokens with T = 3 tasks: forward (no grad) and forward + backward
-// (base frozen, input requiring grad), against the frozen base linear measured in the same run.
+// (base frozen, input requiring grad), against the frozen base linear timed in the same loop.
 // The "tora-dense" row is the reference code's strategy: rebuild dW [out, in, T] from the Tucker
 // factors every forward, then a second dense matmul with dW[:, :, t].
 //
@@ -10,11 +10,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -117,60 +120,93 @@ void sync(torch::Device device) {
   }
 }
 
+/// One timed forward (or forward + backward) of `c`, in seconds.
+double time_once(Case& c, const torch::Tensor& x, const torch::Tensor& grad_out, bool backward,
+                 torch::Device device) {
+  if (backward) {
+    x.mutable_grad() = torch::Tensor();
+    for (auto& param : c.layer->parameters()) {
+      param.mutable_grad() = torch::Tensor();
+    }
+    if (c.dense_tora) {
+      for (auto& param : c.dense_tora->parameters()) {
+        param.mutable_grad() = torch::Tensor();
+      }
+    }
+  }
+  sync(device);
+  const auto start = std::chrono::steady_clock::now();
+  if (backward) {
+    forward(c, x).backward(grad_out);
+  } else {
+    torch::NoGradGuard no_grad;
+    benchmark::DoNotOptimize(forward(c, x));
+  }
+  sync(device);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Times `row` and, interleaved in the same loop, the frozen base on the same tokens, so that
+/// the ratio is immune to load that drifts during the run. Counter vs_base: time per token of
+/// the row over the base's.
 void run_case(benchmark::State& state, const std::string& row, const Shape& shape, bool backward,
               torch::Device device) {
   torch::manual_seed(0);
   auto c = make_case(row, shape, device);
-  // The stacked row runs T groups of tokens / T rows (4095 tokens; the ratio is per token).
+  auto base = make_case("base", shape, device);
+  // The stacked row runs T groups of tokens / T rows (4095 tokens).
   const int64_t rows = row == "tora-stacked" ? tokens / tasks * tasks : tokens;
   auto x = torch::randn({rows, shape.in}, torch::TensorOptions().device(device));
+  auto x_base = torch::randn({tokens, shape.in}, x.options());
   if (backward) {
     x.requires_grad_(true);
+    x_base.requires_grad_(true);
   }
   auto grad_out = torch::randn({rows, shape.out}, x.options().requires_grad(false));
+  auto grad_base = torch::randn({tokens, shape.out}, x.options().requires_grad(false));
+  time_once(c, x, grad_out, backward, device);  // warm-up
+  time_once(base, x_base, grad_base, backward, device);
+  double row_total = 0.0;
+  double base_total = 0.0;
   for (auto _ : state) {
-    if (backward) {
-      x.mutable_grad() = torch::Tensor();
-      for (auto& param : c.layer->parameters()) {
-        param.mutable_grad() = torch::Tensor();
-      }
-      if (c.dense_tora) {
-        for (auto& param : c.dense_tora->parameters()) {
-          param.mutable_grad() = torch::Tensor();
-        }
-      }
-      forward(c, x).backward(grad_out);
-    } else {
-      torch::NoGradGuard no_grad;
-      benchmark::DoNotOptimize(forward(c, x));
-    }
-    sync(device);
+    const double seconds = time_once(c, x, grad_out, backward, device);
+    state.SetIterationTime(seconds);
+    row_total += seconds;
+    base_total += time_once(base, x_base, grad_base, backward, device);
   }
-  state.counters["tokens"] = static_cast<double>(rows);
+  state.counters["vs_base"] =
+      (row_total / static_cast<double>(rows)) / (base_total / static_cast<double>(tokens));
 }
 
-/// Keeps the fastest time per token of every benchmark (over repetitions), for the ratios.
+/// Collects every benchmark's vs_base counter (median over repetitions) for the summary.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.iterations == 0) {
-        continue;
-      }
-      const double per_token = run.GetAdjustedRealTime() / run.counters.at("tokens").value;
-      auto [it, fresh] = best_.emplace(run.benchmark_name(), per_token);
-      if (!fresh) {
-        it->second = std::min(it->second, per_token);
+      if (run.run_type == Run::RT_Iteration && run.iterations > 0) {
+        ratios_[run.run_name.function_name].push_back(run.counters.at("vs_base").value);
+        times_[run.run_name.function_name].push_back(run.GetAdjustedRealTime());
       }
     }
     ConsoleReporter::ReportRuns(runs);
   }
 
-  /// `device/shape/mode/row` -> seconds-like time per token.
-  const std::map<std::string, double>& best() const { return best_; }
+  static double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+  }
+
+  std::optional<std::pair<double, double>> ratio_and_ms(const std::string& name) const {
+    auto it = ratios_.find(name);
+    if (it == ratios_.end()) {
+      return std::nullopt;
+    }
+    return std::make_pair(median(it->second), median(times_.at(name)));
+  }
 
  private:
-  std::map<std::string, double> best_;
+  std::map<std::string, std::vector<double>> ratios_;
+  std::map<std::string, std::vector<double>> times_;
 };
 
 std::string key(const std::string& device, const Shape& shape, const char* mode,
@@ -204,7 +240,8 @@ int main(int argc, char** argv) {
             key(device_name, shape, mode, row).c_str(),
             [=](benchmark::State& state) { run_case(state, row, shape, backward, device); })
             ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
+            ->MinTime(2.0)
+            ->UseManualTime();
       }
     }
   }
@@ -214,21 +251,21 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
   std::printf(
-      "\nTime per token relative to the frozen base linear measured in this run "
+      "\nTime per token relative to the frozen base linear, timed in the same loop "
       "(%s, %lld tokens, T = %lld, LoRA r = 32, ToRA p = q = 32, v = 8):\n",
       device_name.c_str(), static_cast<long long>(tokens), static_cast<long long>(tasks));
   for (const auto& shape : shapes) {
     for (const char* mode : modes) {
-      const auto base = reporter.best().find(key(device_name, shape, mode, "base"));
-      if (base == reporter.best().end()) {
-        continue;
-      }
-      std::printf("%s %s (base %.3f ms):\n", shape.name, mode, base->second * tokens);
+      bool header = false;
       for (const auto& row : row_names()) {
-        const auto found = reporter.best().find(key(device_name, shape, mode, row));
-        if (found != reporter.best().end()) {
-          std::printf("  %-18s %7.3fx  (%+.1f%%)\n", row.c_str(), found->second / base->second,
-                      100.0 * (found->second / base->second - 1.0));
+        if (auto found = reporter.ratio_and_ms(key(device_name, shape, mode, row))) {
+          if (!header) {
+            std::printf("%s %s (ms per forward%s of the row):\n", shape.name, mode,
+                        std::strcmp(mode, "fwd") == 0 ? "" : " + backward");
+            header = true;
+          }
+          std::printf("  %-18s %9.2f ms  %7.3fx  (%+.1f%%)\n", row.c_str(), found->second,
+                      found->first, 100.0 * (found->first - 1.0));
         }
       }
     }

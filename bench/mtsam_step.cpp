@@ -135,8 +135,9 @@ double step_gflop(Way way) {
   const double patch = 2.0 * n * d * 3.0 * static_cast<double>(shape.patch_size * shape.patch_size);
   forward += (way == Way::project ? 1.0 : passes) * patch;
   for (int64_t block = 0; block < shape.depth; ++block) {
-    const bool global = std::find(shape.global_attn_indexes.begin(), shape.global_attn_indexes.end(),
-                                  block) != shape.global_attn_indexes.end();
+    const bool global =
+        std::find(shape.global_attn_indexes.begin(), shape.global_attn_indexes.end(), block) !=
+        shape.global_attn_indexes.end();
     const double attn_tokens = global ? n : side * side;
     const double proj_tokens = (!global && way == Way::reference_padded) ? side * side : n;
     const double span = global ? n : ws * ws;
@@ -145,8 +146,8 @@ double step_gflop(Way way) {
     const double products = 2.0 * 2.0 * attn_tokens * span * d + 2.0 * 2.0 * attn_tokens * d * axis;
     const double update =
         dense ? 2.0 * proj_tokens * d * rows
-              : 2.0 * proj_tokens * (d * static_cast<double>(adapter.p) +
-                                     static_cast<double>(adapter.p) * rows);
+              : 2.0 * proj_tokens *
+                    (d * static_cast<double>(adapter.p) + static_cast<double>(adapter.p) * rows);
     forward += passes * (linear + products + update);
     backward += passes * (linear + 2.0 * products + 2.0 * update);
   }
@@ -180,10 +181,9 @@ torch::Tensor step_loss(const std::vector<torch::Tensor>& outputs,
                                F::NLLLossFuncOptions().ignore_index(-1));
   const auto valid = (targets[1] > 0).to(torch::kFloat32);
   const auto depth = ((up(outputs[1]) - targets[1]).abs() * valid).sum() / valid.sum();
-  const auto normal = 1.0 - (F::normalize(up(outputs[2]), F::NormalizeFuncOptions().dim(1)) *
-                             targets[2])
-                                .sum(1)
-                                .mean();
+  const auto normal =
+      1.0 -
+      (F::normalize(up(outputs[2]), F::NormalizeFuncOptions().dim(1)) * targets[2]).sum(1).mean();
   const auto tasks = (seg + depth + 4.0 * normal) / 6.0;
   return tasks + tora::orthogonal_regularizer(model, tora::RegularizerForm::reference);
 }
@@ -194,7 +194,8 @@ void training_step(benchmark::State& state, Way way, const std::string& label) {
   mtsam::MTSAM model(options_for(way));
   if (way != Way::project) {
     for (auto layer : model->adapted_layers()) {
-      layer->set_adapter(std::make_shared<DenseToraImpl>(layer->adapter_as<tora::ToraImpl>()->options));
+      layer->set_adapter(
+          std::make_shared<DenseToraImpl>(layer->adapter_as<tora::ToraImpl>()->options));
     }
     model->set_reference_trainable();
   }
@@ -312,30 +313,26 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kSecond)
         ->UseRealTime();
   };
-  add("training_step/default", [](benchmark::State& s) {
-    training_step(s, Way::project, "default");
-  });
-  add("training_step/reference_way", [](benchmark::State& s) {
-    training_step(s, Way::reference, "reference");
-  });
+  add("training_step/default",
+      [](benchmark::State& s) { training_step(s, Way::project, "default"); });
+  add("training_step/reference_way",
+      [](benchmark::State& s) { training_step(s, Way::reference, "reference"); });
   if (settings.padded_row) {
-    add("training_step/reference_way_padded_windows", [](benchmark::State& s) {
-      training_step(s, Way::reference_padded, "reference_padded");
-    });
+    add("training_step/reference_way_padded_windows",
+        [](benchmark::State& s) { training_step(s, Way::reference_padded, "reference_padded"); });
   }
-  add("encoder_inference/unmerged", [](benchmark::State& s) {
-    encoder_inference(s, false, "unmerged");
-  });
-  add("encoder_inference/merged", [](benchmark::State& s) {
-    encoder_inference(s, true, "merged");
-  });
+  add("encoder_inference/unmerged",
+      [](benchmark::State& s) { encoder_inference(s, false, "unmerged"); });
+  add("encoder_inference/merged",
+      [](benchmark::State& s) { encoder_inference(s, true, "merged"); });
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 
-  std::printf("\nMTSAM training step: ViT-B, %lldx%lld, tasks 13/1/3, ToRA 32/32/8, batch 1, CPU "
-              "(%d threads)\n",
-              static_cast<long long>(settings.size), static_cast<long long>(settings.size),
-              torch::get_num_threads());
+  std::printf(
+      "\nMTSAM training step: ViT-B, %lldx%lld, tasks 13/1/3, ToRA 32/32/8, batch 1, CPU "
+      "(%d threads)\n",
+      static_cast<long long>(settings.size), static_cast<long long>(settings.size),
+      torch::get_num_threads());
   if (results.contains("default") && results.contains("reference")) {
     const auto& mine = results["default"];
     const auto& theirs = results["reference"];
@@ -351,14 +348,16 @@ int main(int argc, char** argv) {
       std::printf("  ratio default / reference way with padding projected: %.2f\n",
                   mine.seconds / results["reference_padded"].seconds);
     }
-    std::printf("  FLOPs: analytic count of matmuls and convolutions, 2 per multiply-add; peak: "
-                "resident memory sampled every ms over the steps (+ above the built model)\n");
+    std::printf(
+        "  FLOPs: analytic count of matmuls and convolutions, 2 per multiply-add; peak: "
+        "resident memory sampled every ms over the steps (+ above the built model)\n");
   }
   if (results.contains("unmerged") && results.contains("merged")) {
-    std::printf("Encoder inference, task 0: unmerged %.2f s, merged %.2f s (merged / unmerged "
-                "%.2f)\n",
-                results["unmerged"].seconds, results["merged"].seconds,
-                results["merged"].seconds / results["unmerged"].seconds);
+    std::printf(
+        "Encoder inference, task 0: unmerged %.2f s, merged %.2f s (merged / unmerged "
+        "%.2f)\n",
+        results["unmerged"].seconds, results["merged"].seconds,
+        results["merged"].seconds / results["unmerged"].seconds);
   }
   return 0;
 }

@@ -117,6 +117,7 @@ inline int train_command(const TrainArgs& args) {
   const auto config = load_config(args.config, args.sets, settings);
   const auto specs = train::experiment_tasks(config.data);
   const auto heads = train::task_heads(specs);
+  train::ensure_writable_directory(config.train.output_dir());
 
   Progress progress;
   std::string names;

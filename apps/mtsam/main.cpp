@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -64,10 +65,9 @@ int main(int argc, char** argv) {
   train->add_option("-m,--method", train_args.method,
                     "lora-hps, lora-stl, multilora, hydralora, terra, tora or full");
   train->add_option("-o,--output", train_args.output, "Output folder: train.output_dir");
-  train->add_option("--epochs", train_args.epochs, "train.epochs")->check(CLI::PositiveNumber);
-  train->add_option("--batch-size", train_args.batch_size, "train.batch_size")
-      ->check(CLI::PositiveNumber);
-  train->add_option("--lr", train_args.lr, "train.lr")->check(CLI::PositiveNumber);
+  train->add_option("--epochs", train_args.epochs, "train.epochs");
+  train->add_option("--batch-size", train_args.batch_size, "train.batch_size");
+  train->add_option("--lr", train_args.lr, "train.lr");
   train->add_option("--seed", train_args.seed, "train.seed");
   train
       ->add_option("--baseline", train_args.baseline,
@@ -82,8 +82,7 @@ int main(int argc, char** argv) {
       ->required();
   add_config_options(*eval, eval_args, false);
   eval->add_option("-o,--output", eval_args.output, "Write the results as JSON to this file");
-  eval->add_option("--max-samples", max_samples, "Evaluate the first N test samples only")
-      ->check(CLI::NonNegativeNumber);
+  eval->add_option("--max-samples", max_samples, "Evaluate the first N test samples only");
 
   CheckpointArgs predict_args;
   std::vector<std::string> images;
@@ -111,6 +110,23 @@ int main(int argc, char** argv) {
   add_config_options(*info, info_args, true);
   info->add_option("--methods", methods, "Methods to count (default: all multi-task methods)");
 
+  const auto is_command = [&app](const char* name) {
+    const CLI::App& root = app;
+    const std::function<bool(const CLI::App*)> every = [](const CLI::App*) { return true; };
+    for (const auto* command : root.get_subcommands(every)) {
+      if (command->check_name(name)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+    std::fprintf(stderr,
+                 "mtsam: error: unknown command '%s' (commands: train, eval, predict, merge, "
+                 "info; see mtsam --help)\n",
+                 argv[1]);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -23,8 +23,8 @@ int main() {
     // The model: SAM's shape, the tasks, ToRA on q and v of every block (the defaults).
     std::ifstream json(dir / "sam_tiny.json");
     const auto shape = mtsam::shape_from_json(nlohmann::json::parse(json));
-    auto model = mtsam::mtsam_from_sam_checkpoint(
-        dir / "sam_tiny.pth", mtsam::MTSAMOptions(shape, mtsam::nyuv2_tasks()));
+    auto model = mtsam::mtsam_from_sam_checkpoint(dir / "sam_tiny.pth",
+                                                  mtsam::MTSAMOptions(shape, mtsam::nyuv2_tasks()));
 
     // An image [3, H, W] in [0, 1]: long side resized to the encoder size, padded, run through
     // every task at once, outputs mapped back to H x W.

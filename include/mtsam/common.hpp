@@ -123,7 +123,8 @@ class MlpImpl : public torch::nn::Cloneable<MlpImpl> {
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < options.num_layers(); ++i) {
       const int64_t in = i == 0 ? options.input_dim() : options.hidden_dim();
-      const int64_t out = i + 1 == options.num_layers() ? options.output_dim() : options.hidden_dim();
+      const int64_t out =
+          i + 1 == options.num_layers() ? options.output_dim() : options.hidden_dim();
       layers->push_back(torch::nn::Linear(in, out));
     }
   }

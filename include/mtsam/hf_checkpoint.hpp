@@ -74,11 +74,8 @@ inline std::string hf_key_to_official(std::string_view key,
   }
   static const std::map<std::string, std::string> neck{
       {"conv1", "0"}, {"layer_norm1", "1"}, {"conv2", "2"}, {"layer_norm2", "3"}};
-  static const std::map<std::string, std::string> mask_embed{{"conv1", "0"},
-                                                             {"layer_norm1", "1"},
-                                                             {"conv2", "3"},
-                                                             {"layer_norm2", "4"},
-                                                             {"conv3", "6"}};
+  static const std::map<std::string, std::string> mask_embed{
+      {"conv1", "0"}, {"layer_norm1", "1"}, {"conv2", "3"}, {"layer_norm2", "4"}, {"conv3", "6"}};
   static const std::map<std::string, std::string> upscaling{
       {"upscale_conv1", "0"}, {"upscale_layer_norm", "1"}, {"upscale_conv2", "3"}};
   if (parts[0] == "vision_encoder") {
@@ -135,9 +132,10 @@ inline StateDict official_from_hf(const StateDict& hf) {
   for (const auto& item : hf) {
     const auto parts = detail::split_key(item.key());
     const size_t at = detail::hf_mlp_layer_part(parts);
-    if (at > 0 && parts[at] == "layers" && parts.size() > at + 1 &&
-        !parts[at + 1].empty() && std::isdigit(static_cast<unsigned char>(parts[at + 1][0]))) {
-      const std::string head = detail::join_key({parts.begin(), parts.begin() + static_cast<long>(at)});
+    if (at > 0 && parts[at] == "layers" && parts.size() > at + 1 && !parts[at + 1].empty() &&
+        std::isdigit(static_cast<unsigned char>(parts[at + 1][0]))) {
+      const std::string head =
+          detail::join_key({parts.begin(), parts.begin() + static_cast<long>(at)});
       hidden_layers[head] = std::max<int64_t>(hidden_layers[head], std::stoll(parts[at + 1]) + 1);
     }
   }

@@ -32,7 +32,8 @@ inline torch::Tensor window_partition(const torch::Tensor& x, int64_t ws) {
   const int64_t c = x.size(3);
   const int64_t pad_h = (ws - h % ws) % ws;
   const int64_t pad_w = (ws - w % ws) % ws;
-  auto padded = (pad_h > 0 || pad_w > 0) ? torch::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h}) : x;
+  auto padded =
+      (pad_h > 0 || pad_w > 0) ? torch::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h}) : x;
   const int64_t hp = h + pad_h;
   const int64_t wp = w + pad_w;
   return padded.view({b, hp / ws, ws, wp / ws, ws, c})
@@ -86,11 +87,11 @@ class EncoderAttentionImpl : public torch::nn::Cloneable<EncoderAttentionImpl> {
   }
 
   void reset() override {
-    TORCH_CHECK(options.dim() % options.num_heads() == 0, "attention heads (",
-                options.num_heads(), ") must divide the width (", options.dim(), ")");
+    TORCH_CHECK(options.dim() % options.num_heads() == 0, "attention heads (", options.num_heads(),
+                ") must divide the width (", options.dim(), ")");
     const int64_t d = options.dim();
-    qkv = register_module(
-        "qkv", QkvLinear(torch::nn::LinearOptions(d, 3 * d).bias(options.qkv_bias())));
+    qkv = register_module("qkv",
+                          QkvLinear(torch::nn::LinearOptions(d, 3 * d).bias(options.qkv_bias())));
     proj = register_module("proj", torch::nn::Linear(d, d));
     if (options.use_rel_pos()) {
       const int64_t head_dim = d / options.num_heads();
@@ -242,8 +243,8 @@ class ImageEncoderImpl : public torch::nn::Cloneable<ImageEncoderImpl> {
   }
 
   void reset() override {
-    TORCH_CHECK(options.img_size() % options.patch_size() == 0, "image size ",
-                options.img_size(), " is not a multiple of the patch size ", options.patch_size());
+    TORCH_CHECK(options.img_size() % options.patch_size() == 0, "image size ", options.img_size(),
+                " is not a multiple of the patch size ", options.patch_size());
     const int64_t d = options.embed_dim();
     const int64_t p = options.patch_size();
     const int64_t grid = options.grid_size();
@@ -270,7 +271,8 @@ class ImageEncoderImpl : public torch::nn::Cloneable<ImageEncoderImpl> {
     neck = register_module("neck", torch::nn::Sequential());
     neck->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(d, out, 1).bias(false)));
     neck->push_back(LayerNorm2d(out));
-    neck->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    neck->push_back(
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     neck->push_back(LayerNorm2d(out));
   }
 

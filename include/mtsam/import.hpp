@@ -145,8 +145,8 @@ inline StateDict mtsam_dict_from_reference(const StateDict& reference, const MTS
       for (const auto& task : tasks) {
         rows += task.channels;
       }
-      TORCH_CHECK(value.dim() == 2 && value.size(0) == rows, "'", key, "' holds ",
-                  value.sizes(), " rows but the model's tasks have ", rows,
+      TORCH_CHECK(value.dim() == 2 && value.size(0) == rows, "'", key, "' holds ", value.sizes(),
+                  " rows but the model's tasks have ", rows,
                   " channels in all; the tasks must match the reference's, in order");
       int64_t row = 0;
       for (size_t t = 0; t < tasks.size(); ++t) {
@@ -171,13 +171,14 @@ inline LoadReport load_reference_state_dict(MTSAMImpl& model, const StateDict& r
     return item.key().find(".qkv.td_") != std::string::npos;
   });
   if (has_tora && model.options.adapter().method != tora::Method::tora) {
-    throw CheckpointError("the reference state dict holds ToRA factors (td_*) but the model's "
-                          "adapter is " +
-                          std::string(tora::to_string(model.options.adapter().method)));
+    throw CheckpointError(
+        "the reference state dict holds ToRA factors (td_*) but the model's "
+        "adapter is " +
+        std::string(tora::to_string(model.options.adapter().method)));
   }
   try {
-    return detail::load_converted(model, mtsam_dict_from_reference(reference, model), false,
-                                  false, "the reference MTSAM state dict");
+    return detail::load_converted(model, mtsam_dict_from_reference(reference, model), false, false,
+                                  "the reference MTSAM state dict");
   } catch (const CheckpointError& error) {
     if (error.mismatched.empty()) {
       throw;

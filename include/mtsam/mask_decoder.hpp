@@ -47,7 +47,8 @@ class MaskDecoderImpl : public torch::nn::Cloneable<MaskDecoderImpl> {
     output_upscaling->push_back(
         torch::nn::ConvTranspose2d(ConvTranspose2dOptions(c / 4, c / 8, 2).stride(2)));
     output_upscaling->push_back(torch::nn::GELU());
-    output_hypernetworks_mlps = register_module("output_hypernetworks_mlps", torch::nn::ModuleList());
+    output_hypernetworks_mlps =
+        register_module("output_hypernetworks_mlps", torch::nn::ModuleList());
     for (int64_t i = 0; i < masks; ++i) {
       output_hypernetworks_mlps->push_back(Mlp(MlpOptions(c, c, c / 8, 3)));
     }
@@ -65,8 +66,8 @@ class MaskDecoderImpl : public torch::nn::Cloneable<MaskDecoderImpl> {
   MaskPrediction predict_masks(const torch::Tensor& src, const torch::Tensor& image_pe,
                                const torch::Tensor& sparse, int64_t mask_count = 0) {
     const int64_t c = options.dim();
-    TORCH_CHECK(src.dim() == 4 && src.size(1) == c, "the mask decoder expects an embedding [N, ",
-                c, ", h, w], got ", src.sizes());
+    TORCH_CHECK(src.dim() == 4 && src.size(1) == c, "the mask decoder expects an embedding [N, ", c,
+                ", h, w], got ", src.sizes());
     TORCH_CHECK(sparse.dim() == 3 && sparse.size(0) == src.size(0) && sparse.size(2) == c,
                 "sparse prompts must be [", src.size(0), ", S, ", c, "], got ", sparse.sizes());
     const int64_t n = src.size(0);
@@ -101,8 +102,8 @@ class MaskDecoderImpl : public torch::nn::Cloneable<MaskDecoderImpl> {
                          const torch::Tensor& sparse, const torch::Tensor& dense,
                          bool multimask_output) {
     const int64_t n = sparse.size(0);
-    auto src = image_embeddings.size(0) == n ? image_embeddings
-                                              : image_embeddings.expand({n, -1, -1, -1});
+    auto src =
+        image_embeddings.size(0) == n ? image_embeddings : image_embeddings.expand({n, -1, -1, -1});
     auto prediction = predict_masks(src + dense, image_pe, sparse, multimask_output ? 0 : 1);
     if (multimask_output) {
       prediction.masks = prediction.masks.slice(1, 1);

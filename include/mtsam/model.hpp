@@ -147,8 +147,9 @@ class MTSAMImpl : public torch::nn::Module {
     // The patch and position embedding do not depend on the task: computed once.
     const auto tokens = image_encoder->embed(images);  // [B, h, w, D]
     const int64_t b = tokens.size(0);
-    auto stacked = tokens.unsqueeze(0).expand({t, -1, -1, -1, -1}).reshape(
-        {t * b, tokens.size(1), tokens.size(2), tokens.size(3)});
+    auto stacked = tokens.unsqueeze(0)
+                       .expand({t, -1, -1, -1, -1})
+                       .reshape({t * b, tokens.size(1), tokens.size(2), tokens.size(3)});
     set_routing(tora::Routing::stacked());
     const auto out = image_encoder->forward_tokens(stacked);  // [T*B, C, h, w]
     return out.view({t, b, out.size(1), out.size(2), out.size(3)});

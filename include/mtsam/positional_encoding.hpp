@@ -29,9 +29,9 @@ class PositionEmbeddingRandomImpl : public torch::nn::Cloneable<PositionEmbeddin
   }
 
   void reset() override {
-    gaussian_matrix = register_buffer(
-        "positional_encoding_gaussian_matrix",
-        torch::randn({2, options.num_pos_feats()}) * (options.scale() > 0.0 ? options.scale() : 1.0));
+    gaussian_matrix = register_buffer("positional_encoding_gaussian_matrix",
+                                      torch::randn({2, options.num_pos_feats()}) *
+                                          (options.scale() > 0.0 ? options.scale() : 1.0));
   }
 
   /// Encodes points normalised to `[0, 1]^2`: `[..., 2]` (x, y) -> `[..., C]`.
@@ -43,7 +43,8 @@ class PositionEmbeddingRandomImpl : public torch::nn::Cloneable<PositionEmbeddin
 
   /// The encoding of the centres of an `h x w` grid: `[C, h, w]`.
   torch::Tensor forward(int64_t h, int64_t w) const {
-    const auto options_f = torch::TensorOptions().dtype(torch::kFloat32).device(gaussian_matrix.device());
+    const auto options_f =
+        torch::TensorOptions().dtype(torch::kFloat32).device(gaussian_matrix.device());
     const auto ones = torch::ones({h, w}, options_f);
     const auto y = (ones.cumsum(0) - 0.5) / static_cast<double>(h);
     const auto x = (ones.cumsum(1) - 0.5) / static_cast<double>(w);

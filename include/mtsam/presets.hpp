@@ -18,18 +18,18 @@ namespace mtsam {
 
 /// The few numbers that define a SAM. Everything else follows SAM's construction rules.
 struct SamShape {
-  int64_t img_size = 1024;                                  ///< encoder input side, pixels
-  int64_t patch_size = 16;                                  ///< patch side, pixels
-  int64_t embed_dim = 768;                                  ///< encoder width D
-  int64_t depth = 12;                                       ///< encoder blocks
-  int64_t num_heads = 12;                                   ///< encoder heads
-  std::vector<int64_t> global_attn_indexes{2, 5, 8, 11};    ///< globally attending blocks
-  int64_t window_size = 14;                                 ///< window side of the others
-  int64_t prompt_dim = 256;                                 ///< decoder width
-  int64_t mlp_dim = 2048;                                   ///< decoder MLP width
-  int64_t dec_heads = 8;                                    ///< decoder heads
-  int64_t iou_head_hidden_dim = 0;                          ///< 0: the decoder width
-  int64_t mask_in_chans = 16;                               ///< mask-prompt channels
+  int64_t img_size = 1024;                                ///< encoder input side, pixels
+  int64_t patch_size = 16;                                ///< patch side, pixels
+  int64_t embed_dim = 768;                                ///< encoder width D
+  int64_t depth = 12;                                     ///< encoder blocks
+  int64_t num_heads = 12;                                 ///< encoder heads
+  std::vector<int64_t> global_attn_indexes{2, 5, 8, 11};  ///< globally attending blocks
+  int64_t window_size = 14;                               ///< window side of the others
+  int64_t prompt_dim = 256;                               ///< decoder width
+  int64_t mlp_dim = 2048;                                 ///< decoder MLP width
+  int64_t dec_heads = 8;                                  ///< decoder heads
+  int64_t iou_head_hidden_dim = 0;                        ///< 0: the decoder width
+  int64_t mask_in_chans = 16;                             ///< mask-prompt channels
 };
 
 /// The released model sizes.
@@ -102,8 +102,9 @@ inline SamOptions sam_options(const SamShape& shape) {
   TwoWayTransformerOptions transformer;
   transformer.embedding_dim(shape.prompt_dim).mlp_dim(shape.mlp_dim).num_heads(shape.dec_heads);
   MaskDecoderOptions decoder;
-  decoder.transformer(transformer).iou_head_hidden_dim(
-      shape.iou_head_hidden_dim > 0 ? shape.iou_head_hidden_dim : shape.prompt_dim);
+  decoder.transformer(transformer)
+      .iou_head_hidden_dim(shape.iou_head_hidden_dim > 0 ? shape.iou_head_hidden_dim
+                                                         : shape.prompt_dim);
   PromptEncoderOptions prompt;
   prompt.embed_dim(shape.prompt_dim)
       .image_embedding_size(encoder.grid_size())

@@ -27,8 +27,8 @@ inline ImageSize resized_size(ImageSize original, int64_t long_side) {
   TORCH_CHECK(original.height > 0 && original.width > 0 && long_side > 0,
               "sizes must be positive, got ", original.height, "x", original.width,
               " and long side ", long_side);
-  const double scale =
-      static_cast<double>(long_side) / static_cast<double>(std::max(original.height, original.width));
+  const double scale = static_cast<double>(long_side) /
+                       static_cast<double>(std::max(original.height, original.width));
   return {static_cast<int64_t>(static_cast<double>(original.height) * scale + 0.5),
           static_cast<int64_t>(static_cast<double>(original.width) * scale + 0.5)};
 }

@@ -20,9 +20,11 @@ inline torch::Tensor resize_rel_pos(const torch::Tensor& table, int64_t length) 
     return table;
   }
   namespace F = torch::nn::functional;
-  const auto resized = F::interpolate(
-      table.t().unsqueeze(0),
-      F::InterpolateFuncOptions().size(std::vector<int64_t>{length}).mode(torch::kLinear).align_corners(false));
+  const auto resized =
+      F::interpolate(table.t().unsqueeze(0), F::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{length})
+                                                 .mode(torch::kLinear)
+                                                 .align_corners(false));
   return resized.squeeze(0).t().contiguous();
 }
 
@@ -36,11 +38,11 @@ inline torch::Tensor resize_pos_embed(const torch::Tensor& pos_embed, int64_t he
     return pos_embed;
   }
   namespace F = torch::nn::functional;
-  const auto resized = F::interpolate(pos_embed.permute({0, 3, 1, 2}),
-                                      F::InterpolateFuncOptions()
-                                          .size(std::vector<int64_t>{height, width})
-                                          .mode(torch::kBilinear)
-                                          .align_corners(false));
+  const auto resized =
+      F::interpolate(pos_embed.permute({0, 3, 1, 2}), F::InterpolateFuncOptions()
+                                                          .size(std::vector<int64_t>{height, width})
+                                                          .mode(torch::kBilinear)
+                                                          .align_corners(false));
   return resized.permute({0, 2, 3, 1}).contiguous();
 }
 

@@ -78,11 +78,11 @@ inline StateDict read_pth(const std::filesystem::path& path) {
     in.read(magic.data(), magic.size());
     if (in.gcount() < 4 || magic[0] != 'P' || magic[1] != 'K' || magic[2] != 3 || magic[3] != 4) {
       const bool legacy = in.gcount() > 0 && static_cast<unsigned char>(magic[0]) == 0x80;
-      throw CheckpointError(
-          "'" + path.string() + "' is not a torch.save zip archive" +
-          (legacy ? " (it looks like the legacy torch.save format: re-save it with "
-                    "torch.save(obj, path, _use_new_zipfile_serialization=True))"
-                  : " (expected the bytes 'PK\\x03\\x04' at the start)"));
+      throw CheckpointError("'" + path.string() + "' is not a torch.save zip archive" +
+                            (legacy
+                                 ? " (it looks like the legacy torch.save format: re-save it with "
+                                   "torch.save(obj, path, _use_new_zipfile_serialization=True))"
+                                 : " (expected the bytes 'PK\\x03\\x04' at the start)"));
     }
   }
   detail::pickle::ValuePtr root;

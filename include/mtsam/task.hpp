@@ -91,8 +91,9 @@ inline void validate_tasks(const std::vector<Task>& tasks) {
 }
 
 inline void to_json(nlohmann::json& json, const Task& task) {
-  json = nlohmann::json{
-      {"name", task.name}, {"channels", task.channels}, {"kind", std::string(to_string(task.kind))}};
+  json = nlohmann::json{{"name", task.name},
+                        {"channels", task.channels},
+                        {"kind", std::string(to_string(task.kind))}};
 }
 
 inline void from_json(const nlohmann::json& json, Task& task) {

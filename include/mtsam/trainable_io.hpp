@@ -13,8 +13,8 @@
 #include <tora/io/adapter_io.hpp>
 #include <tora/io/safetensors.hpp>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -48,9 +48,9 @@ inline MTSAMOptions read_trainable_options(const std::filesystem::path& dir) {
     if (extra.value("format", "") != "mtsam") {
       throw CheckpointError("'" + path.string() + "' was not written by mtsam::save_trainable");
     }
-    auto options = MTSAMOptions(shape_from_json(extra.at("shape")),
-                                extra.at("tasks").get<std::vector<Task>>())
-                       .adapter(extra.at("adapter").get<tora::AdapterConfig>());
+    auto options =
+        MTSAMOptions(shape_from_json(extra.at("shape")), extra.at("tasks").get<std::vector<Task>>())
+            .adapter(extra.at("adapter").get<tora::AdapterConfig>());
     return options.adapted_blocks(extra.at("adapted_blocks").get<std::vector<int64_t>>());
   } catch (const CheckpointError&) {
     throw;
@@ -104,9 +104,9 @@ inline void load_trainable(MTSAMImpl& model, const std::filesystem::path& dir) {
     if (found == nullptr) {
       missing.push_back(name);
     } else if (found->sizes() != tensor.sizes()) {
-      throw CheckpointError("'" + name + "' is " + detail::shape_string(found->sizes()) +
-                            " in '" + dir.string() + "' but " +
-                            detail::shape_string(tensor.sizes()) + " in the model");
+      throw CheckpointError("'" + name + "' is " + detail::shape_string(found->sizes()) + " in '" +
+                            dir.string() + "' but " + detail::shape_string(tensor.sizes()) +
+                            " in the model");
     }
   }
   std::vector<std::string> unexpected;

@@ -91,16 +91,20 @@ class TwoWayAttentionBlockImpl : public torch::nn::Cloneable<TwoWayAttentionBloc
     const auto& t = options.transformer();
     const int64_t d = t.embedding_dim();
     const auto norm = torch::nn::LayerNormOptions({d}).eps(t.norm_eps());
-    const auto cross = DecoderAttentionOptions(d, t.num_heads())
-                           .downsample_rate(t.attention_downsample_rate());
-    self_attn = register_module("self_attn", DecoderAttention(DecoderAttentionOptions(d, t.num_heads())));
+    const auto cross =
+        DecoderAttentionOptions(d, t.num_heads()).downsample_rate(t.attention_downsample_rate());
+    self_attn =
+        register_module("self_attn", DecoderAttention(DecoderAttentionOptions(d, t.num_heads())));
     norm1 = register_module("norm1", torch::nn::LayerNorm(norm));
-    cross_attn_token_to_image = register_module("cross_attn_token_to_image", DecoderAttention(cross));
+    cross_attn_token_to_image =
+        register_module("cross_attn_token_to_image", DecoderAttention(cross));
     norm2 = register_module("norm2", torch::nn::LayerNorm(norm));
-    mlp = register_module("mlp", MLPBlock(MLPBlockOptions(d, t.mlp_dim()).activation(t.activation())));
+    mlp = register_module("mlp",
+                          MLPBlock(MLPBlockOptions(d, t.mlp_dim()).activation(t.activation())));
     norm3 = register_module("norm3", torch::nn::LayerNorm(norm));
     norm4 = register_module("norm4", torch::nn::LayerNorm(norm));
-    cross_attn_image_to_token = register_module("cross_attn_image_to_token", DecoderAttention(cross));
+    cross_attn_image_to_token =
+        register_module("cross_attn_image_to_token", DecoderAttention(cross));
   }
 
   /// Tokens `[B, Nq, D]` and image keys `[B, Nk, D]` with their encodings -> both updated.
@@ -159,7 +163,8 @@ class TwoWayTransformerImpl : public torch::nn::Cloneable<TwoWayTransformerImpl>
         DecoderAttention(DecoderAttentionOptions(d, options.num_heads())
                              .downsample_rate(options.attention_downsample_rate())));
     norm_final_attn = register_module(
-        "norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(options.norm_eps())));
+        "norm_final_attn",
+        torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(options.norm_eps())));
   }
 
   /// `image` and `image_pe` `[B, D, h, w]`, `tokens` `[B, N, D]` -> tokens `[B, N, D]` and

@@ -19,7 +19,8 @@ std::vector<char> file_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::filesystem::path write_bytes(const std::filesystem::path& path, const std::vector<char>& bytes) {
+std::filesystem::path write_bytes(const std::filesystem::path& path,
+                                  const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
@@ -137,11 +138,12 @@ TEST_CASE("missing, unexpected and mis-shaped keys are all listed, and nothing i
   } catch (const mtsam::CheckpointError& error) {
     const std::string message = error.what();
     CHECK(error.missing == std::vector<std::string>{"image_encoder.blocks.1.attn.rel_pos_h",
-                                                     "mask_decoder.iou_token.weight"});
+                                                    "mask_decoder.iou_token.weight"});
     CHECK(error.unexpected == std::vector<std::string>{"image_encoder.extra.weight"});
     REQUIRE(error.mismatched.size() == 1);
-    CHECK(contains(message, "image_encoder.neck.0.weight: checkpoint [32, 60, 1, 1], model [32, "
-                            "64, 1, 1]"));
+    CHECK(contains(message,
+                   "image_encoder.neck.0.weight: checkpoint [32, 60, 1, 1], model [32, "
+                   "64, 1, 1]"));
     CHECK(contains(message, "mask_decoder.iou_token.weight"));
     CHECK(contains(message, "image_encoder.extra.weight"));
   }
@@ -161,14 +163,13 @@ TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank
   if (!dir) {
     return;
   }
-  auto options = mtsam::test::mtsam_options_from_fixture(
-      mtsam::test::read_json(*dir / "mtsam_tiny.json"));
+  auto options =
+      mtsam::test::mtsam_options_from_fixture(mtsam::test::read_json(*dir / "mtsam_tiny.json"));
   auto adapter = options.adapter();
   std::swap(adapter.p, adapter.q);  // the natural mistake: R1 taken as p
   mtsam::MTSAM model(options.adapter(adapter));
-  const auto message = checkpoint_error([&] {
-    mtsam::load_reference_state_dict(*model, mtsam::read_pth(*dir / "mtsam_tiny.pth"));
-  });
+  const auto message = checkpoint_error(
+      [&] { mtsam::load_reference_state_dict(*model, mtsam::read_pth(*dir / "mtsam_tiny.pth")); });
   CHECK(contains(message, "qkv.adapter.U1"));
   CHECK(contains(message, "R2, R1, R3"));
 
@@ -179,4 +180,35 @@ TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank
                                                     mtsam::read_pth(*dir / "mtsam_tiny.pth"));
                  }),
                  "lora-stl"));
+}
+
+TEST_CASE("any cut or flipped byte of a checkpoint gives a checkpoint or a CheckpointError") {
+  const auto dir = mtsam::test::fixtures_or_skip();
+  if (!dir) {
+    return;
+  }
+  mtsam::test::TempDir temp("mtsam_fuzz");
+  const auto bytes = file_bytes(*dir / "mtsam_tiny_io.pth");
+  const size_t step = bytes.size() / 97 + 1;
+  int refused = 0;
+  int read = 0;
+  for (size_t at = 0; at < bytes.size(); at += step) {
+    for (bool flip : {false, true}) {
+      auto copy = bytes;
+      if (flip) {
+        copy[at] = static_cast<char>(copy[at] ^ 0x5a);
+      } else {
+        copy.resize(at);
+      }
+      const auto path = write_bytes(temp.path() / "fuzz.pth", copy);
+      try {
+        mtsam::read_pth(path);
+        ++read;
+      } catch (const mtsam::CheckpointError&) {
+        ++refused;
+      }
+    }
+  }
+  MESSAGE(read, " damaged copies still read, ", refused, " refused");
+  CHECK(refused >= 97);  // every cut copy
 }

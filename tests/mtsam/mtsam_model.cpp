@@ -136,8 +136,8 @@ TEST_CASE("MTSAM built from a SAM checkpoint copies the decoder and no_mask_embe
   }
   const auto shape = mtsam::shape_from_json(mtsam::test::read_json(*dir / "sam_tiny.json"));
   const auto sam = mtsam::read_pth(*dir / "sam_tiny.pth");
-  auto model = mtsam::mtsam_from_sam_checkpoint(
-      *dir / "sam_tiny.pth", mtsam::MTSAMOptions(shape, mtsam::nyuv2_tasks()));
+  auto model = mtsam::mtsam_from_sam_checkpoint(*dir / "sam_tiny.pth",
+                                                mtsam::MTSAMOptions(shape, mtsam::nyuv2_tasks()));
   const auto params = model->named_parameters();
   for (int64_t t = 0; t < 3; ++t) {
     const auto prefix = "decoders." + std::to_string(t) + ".";
@@ -215,8 +215,8 @@ TEST_CASE("preprocessing resizes the long side and pads; postprocessing maps bac
   CHECK(mapped.sizes() == torch::IntArrayRef({1, 2, 90, 120}));
   CHECK(max_abs_diff(mapped, torch::full({1, 2, 90, 120}, -1.5)) < 1e-6);
 
-  const auto normalised =
-      mtsam::preprocess(image, {.size = 120, .mean = {{0.25, 0.25, 0.25}}, .std = {{2.0, 2.0, 2.0}}});
+  const auto normalised = mtsam::preprocess(
+      image, {.size = 120, .mean = {{0.25, 0.25, 0.25}}, .std = {{2.0, 2.0, 2.0}}});
   CHECK(normalised.images.abs().max().item<double>() == 0.0);
 }
 
@@ -247,7 +247,8 @@ TEST_CASE("the trained parts are saved without the frozen weights and load back 
 
   // Tensors of another model are refused before anything changes.
   auto other_options = tiny_options(tora::Method::tora);
-  other_options.tasks({{"seg", 4, mtsam::TaskKind::classes}, {"depth", 1, mtsam::TaskKind::regression}});
+  other_options.tasks(
+      {{"seg", 4, mtsam::TaskKind::classes}, {"depth", 1, mtsam::TaskKind::regression}});
   mtsam::MTSAM other(other_options);
   CHECK_THROWS_AS(mtsam::load_trainable(*other, dir.path()), mtsam::CheckpointError);
 }

@@ -52,8 +52,7 @@ TEST_CASE("mtsam_tiny loaded from the reference state dict reproduces every task
     const auto mapped =
         mtsam::postprocess(outputs[t], size, prepared.input_size, {original[0], original[1]});
     const double e_out = max_abs_diff(mapped, fixture->io["task" + std::to_string(t) + "_output"]);
-    MESSAGE("task ", t, ": max abs diff encoder output ", e_emb, ", post-processed output ",
-            e_out);
+    MESSAGE("task ", t, ": max abs diff encoder output ", e_emb, ", post-processed output ", e_out);
     CHECK(e_emb < 1e-4);
     CHECK(e_out < 1e-4);
   }

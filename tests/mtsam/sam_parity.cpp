@@ -23,8 +23,8 @@ void check_sam_outputs(mtsam::Sam& sam, const std::filesystem::path& dir, const 
   const double e_pe = max_abs_diff(pe, io["image_pe"]);
   const double e_masks = max_abs_diff(prediction.masks, io["masks"]);
   const double e_iou = max_abs_diff(prediction.iou_pred, io["iou_pred"]);
-  MESSAGE(std::string(source), ": max abs diff image_embeddings ", e_emb, ", image_pe ", e_pe, ", masks ",
-          e_masks, ", iou_pred ", e_iou);
+  MESSAGE(std::string(source), ": max abs diff image_embeddings ", e_emb, ", image_pe ", e_pe,
+          ", masks ", e_masks, ", iou_pred ", e_iou);
   CHECK(e_emb < 1e-4);
   CHECK(e_pe < 1e-4);
   CHECK(e_masks < 1e-4);

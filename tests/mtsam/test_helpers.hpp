@@ -19,8 +19,9 @@ namespace mtsam::test {
 inline std::optional<std::filesystem::path> fixtures_or_skip() {
   auto dir = tora::test::fixture_dir();
   if (!dir) {
-    MESSAGE("skipped: no reference fixture folder (set MTSAM_FIXTURES or provide "
-            "../shared/fixtures/reference)");
+    MESSAGE(
+        "skipped: no reference fixture folder (set MTSAM_FIXTURES or provide "
+        "../shared/fixtures/reference)");
   }
   return dir;
 }

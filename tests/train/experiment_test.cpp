@@ -116,3 +116,30 @@ TEST_CASE("experiment configurations refuse unknown keys and bad values by name"
   CHECK(defaults.adapter.dropout == 0.1);
   CHECK(defaults.adapter.method == tora::Method::tora);
 }
+
+TEST_CASE("a task exported as a SAM checkpoint reads back with the official key names") {
+  TempDir dir("sam_export");
+  auto json = tiny_experiment(dir.path);
+  json["data"]["tasks"] = {"semseg", "saliency"};
+  const auto config = experiment_from_json(json);
+  const auto specs = experiment_tasks(config.data);
+  torch::manual_seed(0);
+  auto model = build_model(config, specs);
+  const auto exported = sam_state_dict_from_task(*model, 1);
+  const auto file = dir.path / "sam_tiny.pth";
+  write_pth(file, exported);
+
+  const auto read = mtsam::read_checkpoint(file);
+  REQUIRE(read.size() == exported.size());
+  for (const auto& item : exported) {
+    const auto* found = read.find(item.key());
+    REQUIRE_MESSAGE(found != nullptr, item.key());
+    CHECK(torch::equal(*found, item.value()));
+  }
+  CHECK(torch::equal(read["mask_decoder.iou_token.weight"],
+                     model->named_parameters()["decoders.1.iou_token.weight"]));
+  CHECK(torch::equal(read["prompt_encoder.no_mask_embed.weight"],
+                     model->named_parameters()["task_embeddings.1"]));
+  mtsam::Sam sam(model->options.shape());
+  CHECK_NOTHROW(mtsam::load_sam(*sam, file));
+}

@@ -8,6 +8,7 @@
 #include <mtsam/sam.hpp>
 #include <mtsam/state_dict.hpp>
 #include <mtsam/train/checkpoint.hpp>
+#include <mtsam/train/detail/torch_save_writer.hpp>
 #include <tora/io/safetensors.hpp>
 
 #include <torch/torch.h>
@@ -75,15 +76,14 @@ inline MTSAM single_task_model(const MTSAMImpl& model, int64_t task,
   return single;
 }
 
-/// Writes a dict of name -> tensor as a `torch.save`-compatible zip archive (the official SAM
-/// `.pth` layout), atomically: a temporary file beside `path`, then a rename.
+/// Writes a dict of name -> tensor as `torch.save` does (the official SAM `.pth` layout; see
+/// <mtsam/train/detail/torch_save_writer.hpp>), atomically: a temporary file, then a rename.
 inline void write_pth(const std::filesystem::path& path, const StateDict& dict) {
-  c10::Dict<std::string, torch::Tensor> entries;
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : dict) {
-    entries.insert(item.key(), item.value().detach().to(torch::kCPU).contiguous());
+    tensors.emplace_back(item.key(), item.value());
   }
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(entries));
-  write_text_atomically(path, std::string_view(bytes.data(), bytes.size()));
+  write_text_atomically(path, detail::torch_save_bytes(tensors));
 }
 
 /// `model`'s encoder, image positional encoding and task `task`'s decoder as a SAM state dict
