@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <malloc.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,7 @@ Settings settings;
 /// What a row measured.
 struct Figures {
   double seconds = 0.0;
+  double cpu_seconds = 0.0;
   double gflop = 0.0;
   double peak_mib = 0.0;
   double peak_growth_mib = 0.0;
@@ -67,6 +69,13 @@ class DenseToraImpl : public tora::ToraImpl {
     add_dense_(y2, x.mm(delta[rows.task].t()));
   }
 };
+
+/// CPU seconds used by every thread of this process so far.
+double process_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
+}
 
 /// Resident memory of this process in bytes.
 double resident_bytes() {
@@ -229,17 +238,20 @@ void training_step(benchmark::State& state, Way way, const std::string& label) {
   malloc_trim(0);
   PeakMemory memory;  // from here: activations, gradients and Adam's state
   step();             // warm-up: first allocations and Adam's state
+  const double cpu_start = process_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     step();
   }
+  const auto steps = static_cast<double>(state.iterations());
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
-      static_cast<double>(state.iterations());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
+  const double cpu_seconds = (process_cpu_seconds() - cpu_start) / steps;
   memory.stop();
-  Figures figures{seconds, step_gflop(way), memory.peak_mib(), memory.growth_mib()};
+  Figures figures{seconds, cpu_seconds, step_gflop(way), memory.peak_mib(), memory.growth_mib()};
   results[label] = figures;
   state.counters["step_s"] = figures.seconds;
+  state.counters["cpu_s"] = figures.cpu_seconds;
   state.counters["GFLOP"] = figures.gflop;
   state.counters["GFLOP/s"] = figures.gflop / figures.seconds;
   state.counters["peak_MiB"] = figures.peak_mib;
@@ -268,7 +280,7 @@ void encoder_inference(benchmark::State& state, bool merged, const std::string& 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
       static_cast<double>(state.iterations());
-  results[label] = {seconds, 0.0, 0.0, 0.0};
+  results[label] = {seconds, 0.0, 0.0, 0.0, 0.0};
   state.counters["encode_s"] = seconds;
 }
 
@@ -282,8 +294,10 @@ bool take_flag(const char* arg, const char* name, int64_t& value) {
 }
 
 void print_row(const char* title, const Figures& f) {
-  std::printf("  %-58s %8.2f s/step  %8.1f GFLOP  %6.1f GFLOP/s  peak %7.0f MiB (+%.0f)\n", title,
-              f.seconds, f.gflop, f.gflop / f.seconds, f.peak_mib, f.peak_growth_mib);
+  std::printf(
+      "  %-55s %7.2f s/step (CPU %6.2f s)  %7.1f GFLOP  %5.1f GFLOP/s  peak %6.0f MiB "
+      "(+%.0f)\n",
+      title, f.seconds, f.cpu_seconds, f.gflop, f.gflop / f.seconds, f.peak_mib, f.peak_growth_mib);
 }
 
 }  // namespace
@@ -342,11 +356,12 @@ int main(int argc, char** argv) {
       print_row("reference way + window padding projected (SAM's code)",
                 results["reference_padded"]);
     }
-    std::printf("  ratio default / reference way: %.2f (goal: 0.6 or less)\n",
-                mine.seconds / theirs.seconds);
+    std::printf("  ratio default / reference way: %.2f wall, %.2f CPU (goal: 0.6 or less)\n",
+                mine.seconds / theirs.seconds, mine.cpu_seconds / theirs.cpu_seconds);
     if (results.contains("reference_padded")) {
-      std::printf("  ratio default / reference way with padding projected: %.2f\n",
-                  mine.seconds / results["reference_padded"].seconds);
+      const auto& padded = results["reference_padded"];
+      std::printf("  ratio default / reference way with padding projected: %.2f wall, %.2f CPU\n",
+                  mine.seconds / padded.seconds, mine.cpu_seconds / padded.cpu_seconds);
     }
     std::printf(
         "  FLOPs: analytic count of matmuls and convolutions, 2 per multiply-add; peak: "

@@ -46,9 +46,9 @@ std::string program_description() {
          "Examples:\n"
          "  mtsam train -c examples/nyuv2.toml --sam sam_vit_l_0b3195.pth --data data/nyuv2\n"
          "  mtsam train -c examples/nyuv2.toml --resume        (continue after Ctrl-C)\n"
-         "  mtsam eval runs/nyuv2                              (test metrics of the best epoch)\n"
-         "  mtsam predict runs/nyuv2 room.jpg -o out/          (one PNG per task)\n"
-         "  mtsam merge runs/nyuv2 -o deploy/                  (per-task weights, no adapters)\n"
+         "  mtsam eval out/nyuv2                              (test metrics of the best epoch)\n"
+         "  mtsam predict out/nyuv2 room.jpg -o out/          (one PNG per task)\n"
+         "  mtsam merge out/nyuv2 -o deploy/                  (per-task weights, no adapters)\n"
          "  mtsam info -c examples/nyuv2.toml                  (trainable parameters per method)";
 }
 

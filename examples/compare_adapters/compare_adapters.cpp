@@ -3,7 +3,7 @@
 // one table with each method's test metrics, trainable parameters and Delta_b against LoRA-HPS.
 //
 //   compare_adapters [--config examples/quickstart.toml] [--epochs N] [--rank R]
-//                    [--methods lora-hps,tora,...] [--output runs/compare]
+//                    [--methods lora-hps,tora,...] [--output out/compare]
 //
 // The backbone checkpoint the configuration names must exist (scripts/quickstart.sh makes it).
 
@@ -34,7 +34,7 @@ struct Arguments {
   std::optional<int64_t> rank;
   std::vector<std::string> methods = {"lora-hps", "lora-stl", "multilora", "hydralora",
                                       "terra",    "tora",     "full"};
-  fs::path output = "runs/compare";
+  fs::path output = "out/compare";
 };
 
 int compare(const Arguments& args) {

@@ -143,9 +143,11 @@ inline StateDict official_from_hf(const StateDict& hf) {
   for (const auto& item : hf) {
     const auto name = detail::hf_key_to_official(item.key(), hidden_layers);
     if (official.contains(name)) {
-      TORCH_CHECK(official[name].sizes() == item.value().sizes() &&
-                      torch::equal(official[name], item.value()),
-                  "the Hugging Face checkpoint holds two different tensors for '", name, "'");
+      if (official[name].sizes() != item.value().sizes() ||
+          !torch::equal(official[name], item.value())) {
+        throw CheckpointError("the Hugging Face checkpoint holds two different tensors for '" +
+                              name + "'");
+      }
       continue;
     }
     official.insert(name, item.value());

@@ -75,8 +75,10 @@ inline LoadReport load_converted(MTSAMImpl& model, const StateDict& dict, bool a
 inline StateDict mtsam_dict_from_sam(const StateDict& sam, const std::vector<Task>& tasks) {
   StateDict out;
   const auto& no_mask = detail::require_key(sam, detail::kNoMaskKey, "the SAM checkpoint");
-  TORCH_CHECK(no_mask.dim() == 2 && no_mask.size(0) == 1, "'", detail::kNoMaskKey,
-              "' should be [1, C], got ", no_mask.sizes());
+  if (no_mask.dim() != 2 || no_mask.size(0) != 1) {
+    throw CheckpointError("'" + detail::kNoMaskKey + "' should be [1, C], got " +
+                          detail::shape_string(no_mask.sizes()));
+  }
   for (const auto& item : sam) {
     const auto& key = item.key();
     if (key.starts_with("image_encoder.")) {
@@ -129,7 +131,10 @@ inline StateDict mtsam_dict_from_reference(const StateDict& reference, const MTS
       const auto prefix = key.substr(0, td) + ".qkv.adapter.";
       const auto factor = key.substr(td + std::string(".qkv.td_").size());
       if (factor == "G") {
-        TORCH_CHECK(value.dim() == 3, "'", key, "' should be [R1, R2, R3], got ", value.sizes());
+        if (value.dim() != 3) {
+          throw CheckpointError("'" + key + "' should be [R1, R2, R3], got " +
+                                detail::shape_string(value.sizes()));
+        }
         out.insert(prefix + "G", value.permute({1, 0, 2}).contiguous());
       } else if (factor == "U1") {
         out.insert(prefix + "U2", value);
@@ -145,9 +150,11 @@ inline StateDict mtsam_dict_from_reference(const StateDict& reference, const MTS
       for (const auto& task : tasks) {
         rows += task.channels;
       }
-      TORCH_CHECK(value.dim() == 2 && value.size(0) == rows, "'", key, "' holds ", value.sizes(),
-                  " rows but the model's tasks have ", rows,
-                  " channels in all; the tasks must match the reference's, in order");
+      if (value.dim() != 2 || value.size(0) != rows) {
+        throw CheckpointError("'" + key + "' is " + detail::shape_string(value.sizes()) +
+                              " but the model's tasks have " + std::to_string(rows) +
+                              " channels in all; the tasks must match the reference's, in order");
+      }
       int64_t row = 0;
       for (size_t t = 0; t < tasks.size(); ++t) {
         out.insert("task_embeddings." + std::to_string(t), value.narrow(0, row, tasks[t].channels));

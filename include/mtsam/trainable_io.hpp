@@ -3,7 +3,7 @@
 /// Saving what MTSAM trains, without the frozen SAM weights: the adapters through tora's adapter
 /// files (`adapters.safetensors` + `adapter_config.json`, whose `extra` describes the model),
 /// and the other trained tensors (LayerNorms, task embeddings, decoders) in
-/// `mtsam_trainable.safetensors` beside them.
+/// `trainable.safetensors` beside them: the layout of the trainer's checkpoint folders.
 
 #include <mtsam/model.hpp>
 #include <mtsam/presets.hpp>
@@ -25,7 +25,7 @@
 namespace mtsam {
 
 /// The tensor file, beside tora's adapter files, that holds the other trained tensors.
-inline constexpr const char* trainable_tensors_file = "mtsam_trainable.safetensors";
+inline constexpr const char* trained_parts_file = "trainable.safetensors";
 
 /// The model description stored in the adapter config's `extra`: shape, tasks, adapter.
 inline nlohmann::json describe(const MTSAMOptions& options) {
@@ -36,8 +36,8 @@ inline nlohmann::json describe(const MTSAMOptions& options) {
                         {"adapted_blocks", options.adapted_blocks()}};
 }
 
-/// Reads back the options written by save_trainable() into the folder `dir`.
-inline MTSAMOptions read_trainable_options(const std::filesystem::path& dir) {
+/// Reads back the options written by save_trained_parts() into the folder `dir`.
+inline MTSAMOptions read_trained_parts_options(const std::filesystem::path& dir) {
   const auto path = dir / tora::adapter_config_file;
   std::ifstream in(path);
   if (!in) {
@@ -46,7 +46,7 @@ inline MTSAMOptions read_trainable_options(const std::filesystem::path& dir) {
   try {
     const auto extra = nlohmann::json::parse(in).at("extra");
     if (extra.value("format", "") != "mtsam") {
-      throw CheckpointError("'" + path.string() + "' was not written by mtsam::save_trainable");
+      throw CheckpointError("'" + path.string() + "' was not written by mtsam::save_trained_parts");
     }
     auto options =
         MTSAMOptions(shape_from_json(extra.at("shape")), extra.at("tasks").get<std::vector<Task>>())
@@ -75,22 +75,42 @@ inline tora::io::NamedTensors head_tensors(const MTSAMImpl& model) {
 }  // namespace detail
 
 /// Writes the trained parts of `model` to the folder `dir` (created if needed).
-inline void save_trainable(const MTSAMImpl& model, const std::filesystem::path& dir) {
+inline void save_trained_parts(const MTSAMImpl& model, const std::filesystem::path& dir) {
   tora::save_adapters(model, dir, describe(model.options));
-  tora::io::write_safetensors(dir / trainable_tensors_file, detail::head_tensors(model),
+  tora::io::write_safetensors(dir / trained_parts_file, detail::head_tensors(model),
                               {{"format", "mtsam-trainable"}});
 }
 
-/// Loads what save_trainable() wrote into a model built with the same options (typically
-/// filled from the same SAM checkpoint first). Every tensor is checked before any is copied.
-inline void load_trainable(MTSAMImpl& model, const std::filesystem::path& dir) {
-  const auto saved = read_trainable_options(dir);
-  if (saved.tasks() != model.options.tasks()) {
-    throw CheckpointError("'" + dir.string() + "' was saved for other tasks than the model's");
+/// Loads what save_trained_parts() (or the trainer) wrote into a model built with the same
+/// options, typically filled from the same SAM checkpoint first. The saved tasks, when the
+/// folder names them, must be the model's; every tensor is checked before any is copied.
+inline void load_trained_parts(MTSAMImpl& model, const std::filesystem::path& dir) {
+  {
+    std::ifstream in(dir / tora::adapter_config_file);
+    nlohmann::json config;
+    try {
+      config = nlohmann::json::parse(in);
+    } catch (const std::exception& error) {
+      throw CheckpointError("'" + (dir / tora::adapter_config_file).string() +
+                            "' cannot be read: " + error.what());
+    }
+    const auto extra = config.value("extra", nlohmann::json::object());
+    if (extra.is_object() && extra.contains("tasks")) {
+      std::vector<Task> tasks;
+      try {
+        tasks = extra.at("tasks").get<std::vector<Task>>();
+      } catch (const std::exception& error) {
+        throw CheckpointError("the tasks saved in '" + dir.string() +
+                              "' are malformed: " + error.what());
+      }
+      if (tasks != model.options.tasks()) {
+        throw CheckpointError("'" + dir.string() + "' was saved for other tasks than the model's");
+      }
+    }
   }
   StateDict heads;
   try {
-    for (auto& [name, tensor] : tora::io::read_safetensors(dir / trainable_tensors_file).tensors) {
+    for (auto& [name, tensor] : tora::io::read_safetensors(dir / trained_parts_file).tensors) {
       heads.insert(name, tensor);
     }
   } catch (const std::exception& error) {

@@ -53,6 +53,8 @@ namespace detail {
 struct LinearCandidate {
   std::string name;
   std::function<void(const AdapterConfig&)> adapt;
+  bool adapted = false;    ///< it already holds an adapter
+  bool rebinding = false;  ///< an unmodified linear, adapted by weight rebinding
 };
 
 /// Installs an adapter inside an unmodified linear module `linear` by weight rebinding.
@@ -96,9 +98,9 @@ bool add_plain_candidate(const std::string& name, const std::shared_ptr<torch::n
   if (!typed) {
     return false;
   }
-  candidates.push_back({name, [typed, name](const AdapterConfig& config) {
-                          bind_into_linear(typed, name, config);
-                        }});
+  candidates.push_back(
+      {name, [typed, name](const AdapterConfig& config) { bind_into_linear(typed, name, config); },
+       typed->named_children().find("adapter") != nullptr, true});
   return true;
 }
 
@@ -108,11 +110,9 @@ std::vector<LinearCandidate> linear_candidates(torch::nn::Module& module) {
   for (const auto& item : module.named_modules(std::string(), false)) {
     const std::string& name = item.key();
     if (auto adapted = std::dynamic_pointer_cast<AdaptedLinearImpl>(item.value())) {
-      candidates.push_back({name, [adapted, name](const AdapterConfig& config) {
-                              TORCH_CHECK(!adapted->adapter(), "attach: '", name,
-                                          "' is already adapted; load or configure it instead");
-                              adapted->set_adapter(config);
-                            }});
+      candidates.push_back(
+          {name, [adapted](const AdapterConfig& config) { adapted->set_adapter(config); },
+           adapted->adapter() != nullptr, false});
       continue;
     }
     (add_plain_candidate<torch::nn::LinearImpl>(name, item.value(), candidates) || ... ||
@@ -182,15 +182,28 @@ std::vector<std::string> attach(torch::nn::Module& module, const std::vector<std
         " matched no linear layer; patterns given: " + detail::join(patterns) +
         "; linear layers in the model: " + detail::join(names));
   }
-  std::vector<std::string> adapted;
+  std::vector<const detail::LinearCandidate*> chosen;
   for (const auto& candidate : candidates) {
     for (const auto& pattern : patterns) {
       if (matches_pattern(candidate.name, pattern)) {
-        candidate.adapt(config);
-        adapted.push_back(candidate.name);
+        chosen.push_back(&candidate);
         break;
       }
     }
+  }
+  for (const auto* candidate : chosen) {
+    TORCH_CHECK(!candidate->adapted, "attach: '", candidate->name,
+                "' is already adapted; load or configure it instead");
+    TORCH_CHECK(!candidate->rebinding || is_mergeable(config.method),
+                "attach: ", to_string(config.method),
+                " cannot adapt the unmodified linear module '", candidate->name,
+                "': weight rebinding needs one weight per task and its router mixes heads per "
+                "token; declare the layer as tora::AdaptedLinear in the model's code");
+  }
+  std::vector<std::string> adapted;
+  for (const auto* candidate : chosen) {
+    candidate->adapt(config);
+    adapted.push_back(candidate->name);
   }
   return adapted;
 }

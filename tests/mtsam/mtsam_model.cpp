@@ -232,14 +232,14 @@ TEST_CASE("the trained parts are saved without the frozen weights and load back 
     }
   }
   mtsam::test::TempDir dir("mtsam_trainable");
-  mtsam::save_trainable(*trained, dir.path());
-  CHECK(mtsam::read_trainable_options(dir.path()).tasks() == trained->options.tasks());
+  mtsam::save_trained_parts(*trained, dir.path());
+  CHECK(mtsam::read_trained_parts_options(dir.path()).tasks() == trained->options.tasks());
 
   // Same frozen weights (same seed), fresh trainable parts.
   torch::manual_seed(11);
-  mtsam::MTSAM fresh(mtsam::read_trainable_options(dir.path()));
+  mtsam::MTSAM fresh(mtsam::read_trained_parts_options(dir.path()));
   const auto before = fresh->named_parameters();
-  mtsam::load_trainable(*fresh, dir.path());
+  mtsam::load_trained_parts(*fresh, dir.path());
   const auto loaded = fresh->named_parameters();
   for (const auto& item : trained->named_parameters()) {
     CHECK_MESSAGE(torch::equal(loaded[item.key()], item.value()), item.key());
@@ -250,7 +250,7 @@ TEST_CASE("the trained parts are saved without the frozen weights and load back 
   other_options.tasks(
       {{"seg", 4, mtsam::TaskKind::classes}, {"depth", 1, mtsam::TaskKind::regression}});
   mtsam::MTSAM other(other_options);
-  CHECK_THROWS_AS(mtsam::load_trainable(*other, dir.path()), mtsam::CheckpointError);
+  CHECK_THROWS_AS(mtsam::load_trained_parts(*other, dir.path()), mtsam::CheckpointError);
 }
 
 TEST_CASE("the orthogonal regulariser sees every ToRA adapter of the encoder") {

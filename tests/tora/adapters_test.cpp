@@ -299,3 +299,40 @@ TEST_CASE("adapters run on CUDA and agree with the CPU") {
     }
   }
 }
+
+TEST_CASE("factorised gradients equal those through the dense per-task weight") {
+  for (bool masked : {false, true}) {
+    for (auto method : tora::all_methods) {
+      if (!tora::is_mergeable(method) || method == tora::Method::full) {
+        continue;
+      }
+      CAPTURE(name_of(method));
+      CAPTURE(masked);
+      auto config = tiny_config(method);
+      if (masked) {
+        config.output_blocks = {true, false, true};
+      }
+      torch::manual_seed(9);
+      auto layer = randomised_layer(config);
+      auto x = torch::randn({4, in_features});
+      auto target = torch::randn({4, out_features});
+      auto params = layer->adapter()->parameters();
+
+      layer->set_routing(tora::Routing::single(1));
+      auto factorised =
+          torch::autograd::grad({(layer(x) - target).pow(2).sum()}, params, {}, false, false, true);
+      auto dense_weight = layer->weight + layer->adapter()->full_delta_weight(1);
+      auto dense = torch::autograd::grad(
+          {(torch::linear(x, dense_weight, layer->bias) - target).pow(2).sum()}, params, {}, false,
+          false, true);
+      for (size_t i = 0; i < params.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(factorised[i].defined() == dense[i].defined());
+        if (factorised[i].defined()) {
+          CHECK(max_diff(factorised[i], dense[i]) <
+                1e-4 * (1.0 + dense[i].abs().max().item<double>()));
+        }
+      }
+    }
+  }
+}

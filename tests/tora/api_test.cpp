@@ -2,6 +2,8 @@
 
 #include <tora/tora.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace {
@@ -160,4 +162,18 @@ TEST_CASE("an adapted linear built from torch::nn::Linear shares its weight and 
   CHECK_FALSE(no_bias->bias.defined());
   CHECK(no_bias->named_parameters().size() == 1);
   CHECK_THROWS_WITH(adapted(torch::randn({2, 5})), doctest::Contains("expects input [..., 4]"));
+}
+
+TEST_CASE("docs/tora.md shows the quick start snippet exactly as it is compiled") {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE_MESSAGE(in.good(), "cannot open " << path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string root = TORA_SOURCE_DIR;
+  const auto docs = read(root + "/docs/tora.md");
+  const auto snippet = read(root + "/examples/snippets/tora_quickstart.cpp");
+  CHECK(snippet.find("int main()") != std::string::npos);
+  CHECK_MESSAGE(docs.find(snippet) != std::string::npos,
+                "docs/tora.md must hold examples/snippets/tora_quickstart.cpp verbatim");
 }
