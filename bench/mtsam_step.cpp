@@ -316,8 +316,6 @@ int main(int argc, char** argv) {
     }
     rest.push_back(argv[i]);
   }
-  // Large blocks are mapped and unmapped at once, so resident memory follows live tensors.
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   int rest_count = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_count, rest.data());
 

@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -67,6 +68,8 @@ class MTSAMImpl : public torch::nn::Module {
  public:
   explicit MTSAMImpl(MTSAMOptions options_) : options(std::move(options_)) { MTSAMImpl::reset(); }
 
+  /// Builds the encoder, the image PE, the task embeddings and decoders (random values), and
+  /// the adapters, then sets the reference's trainable set.
   void reset() {
     validate_tasks(options.tasks());
     auto sam = sam_options(options.shape());
@@ -90,7 +93,11 @@ class MTSAMImpl : public torch::nn::Module {
         blocks.push_back(i);
       }
     }
-    for (int64_t index : blocks) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const int64_t index = blocks[i];
+      TORCH_CHECK(std::find(blocks.begin(), blocks.begin() + static_cast<long>(i), index) ==
+                      blocks.begin() + static_cast<long>(i),
+                  "adapted_blocks names block ", index, " twice");
       auto qkv = image_encoder->qkv(index);
       qkv->set_adapter(config);
       adapted_.push_back(qkv);

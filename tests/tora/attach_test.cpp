@@ -159,6 +159,9 @@ TEST_CASE("weight rebinding refuses what one weight cannot express") {
                     doctest::Contains("single-task routing only"));
   CHECK_THROWS_WITH(tora::attach(*layer, {"linear1"}, tiny_tora()),
                     doctest::Contains("already adapted"));
+  // A refused call adapts nothing, not even the layers it could adapt.
+  CHECK_THROWS(tora::attach(*layer, {"self_attn.out_proj", "linear1"}, tiny_tora()));
+  CHECK(tora::adapted_layers(*layer).size() == 2);
   auto other = tiny_encoder_layer();
   CHECK_THROWS_WITH(
       tora::attach(*other, {"linear1"}, tora::test::tiny_config(tora::Method::hydralora)),
