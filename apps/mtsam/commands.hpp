@@ -89,7 +89,7 @@ inline std::string task_changes(const train::Evaluation& before, const train::Ev
   const auto b = train::reported_metrics(before.tasks, heads);
   const auto a = train::reported_metrics(after.tasks, heads);
   for (size_t t = 0; t < a.size(); ++t) {
-    const double change = train::delta_b({a[t]}, b);
+    const double change = train::delta_b({a[t]}, b).value_or(0.0);
     all_better = all_better && change > 0.0;
     text += fmt::format("{}{} {:+.2f}%", text.empty() ? "" : ", ", a[t].task, 100.0 * change);
   }

@@ -47,12 +47,13 @@ class Progress {
     if (terminal_) {
       const int width = 24;
       const auto filled = static_cast<int>(width * s.step / std::max<int64_t>(1, s.total_steps));
-      std::string line =
-          fmt::format("step {}/{} [{}{}] {:3d}% | loss {:.4g} |{} | {:.2f} it/s | ETA {}", s.step,
-                      s.total_steps, std::string(static_cast<size_t>(filled), '#'),
-                      std::string(static_cast<size_t>(width - filled), '.'),
-                      static_cast<int>(100 * s.step / std::max<int64_t>(1, s.total_steps)), s.loss,
-                      losses, rate, clock_text(eta));
+      std::string line = fmt::format(
+          "step {}/{} [{}{}] {:3d}% | loss {:.4g} |{} | reg {:.3g} | {:.2f} it/s | "
+          "ETA {}",
+          s.step, s.total_steps, std::string(static_cast<size_t>(filled), '#'),
+          std::string(static_cast<size_t>(width - filled), '.'),
+          static_cast<int>(100 * s.step / std::max<int64_t>(1, s.total_steps)), s.task_loss, losses,
+          s.regularizer, rate, clock_text(eta));
       draw(line);
       return;
     }
@@ -60,8 +61,9 @@ class Progress {
     if (s.step % every == 0 || s.step == s.total_steps || s.step == first_step_ + 1) {
       std::fprintf(
           stderr, "%s\n",
-          fmt::format("step {}/{} epoch {} loss {:.4g}{} lr {:.3g} {:.2f} it/s ETA {}", s.step,
-                      s.total_steps, s.epoch + 1, s.loss, losses, s.lr, rate, clock_text(eta))
+          fmt::format("step {}/{} epoch {} loss {:.4g}{} reg {:.3g} lr {:.3g} {:.2f} it/s ETA {}",
+                      s.step, s.total_steps, s.epoch + 1, s.task_loss, losses, s.regularizer, s.lr,
+                      rate, clock_text(eta))
               .c_str());
     }
   }

@@ -42,31 +42,38 @@ inline const torch::Tensor& require_key(const StateDict& dict, const std::string
 }
 
 /// Loads `dict` (already in MTSAM's names) and requires every model key to be present except
-/// those containing `.adapter.` when `adapters_optional`.
+/// those containing `.adapter.` when `adapters_optional`. Keys are checked before any copy.
 inline LoadReport load_converted(MTSAMImpl& model, const StateDict& dict, bool adapters_optional,
                                  bool resize_positions, const char* source) {
-  LoadOptions options;
-  options.strict = false;
-  options.resize_positions = resize_positions;
-  auto report = load_state_dict(model, dict, options);
+  const auto own = state_dict(model);
   std::vector<std::string> missing;
-  for (const auto& key : report.missing) {
-    if (!adapters_optional || key.find(".adapter.") == std::string::npos) {
-      missing.push_back(key);
+  for (const auto& item : own) {
+    const bool optional = adapters_optional && item.key().find(".adapter.") != std::string::npos;
+    if (!optional && !dict.contains(item.key())) {
+      missing.push_back(item.key());
     }
   }
-  if (!missing.empty() || !report.unexpected.empty()) {
+  std::vector<std::string> unexpected;
+  for (const auto& item : dict) {
+    if (!own.contains(item.key())) {
+      unexpected.push_back(item.key());
+    }
+  }
+  if (!missing.empty() || !unexpected.empty()) {
     std::string message = std::string(source) + " does not fit the model";
     if (!missing.empty()) {
       message += "; missing keys (" + std::to_string(missing.size()) + "): " + join_names(missing);
     }
-    if (!report.unexpected.empty()) {
-      message += "; unexpected keys (" + std::to_string(report.unexpected.size()) +
-                 "): " + join_names(report.unexpected);
+    if (!unexpected.empty()) {
+      message += "; unexpected keys (" + std::to_string(unexpected.size()) +
+                 "): " + join_names(unexpected);
     }
-    throw CheckpointError(message, missing, report.unexpected, {});
+    throw CheckpointError(message, missing, unexpected, {});
   }
-  return report;
+  LoadOptions options;
+  options.strict = false;
+  options.resize_positions = resize_positions;
+  return load_state_dict(model, dict, options);
 }
 
 }  // namespace detail

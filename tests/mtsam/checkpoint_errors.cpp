@@ -167,14 +167,27 @@ TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank
       mtsam::test::mtsam_options_from_fixture(mtsam::test::read_json(*dir / "mtsam_tiny.json"));
   auto adapter = options.adapter();
   std::swap(adapter.p, adapter.q);  // the natural mistake: R1 taken as p
-  mtsam::MTSAM model(options.adapter(adapter));
+  mtsam::MTSAM model(mtsam::MTSAMOptions(options).adapter(adapter));
   const auto message = checkpoint_error(
       [&] { mtsam::load_reference_state_dict(*model, mtsam::read_pth(*dir / "mtsam_tiny.pth")); });
   CHECK(contains(message, "qkv.adapter.U1"));
   CHECK(contains(message, "R2, R1, R3"));
 
+  // A key missing from the reference dict is named, and nothing is copied.
+  auto reference = mtsam::read_pth(*dir / "mtsam_tiny.pth");
+  reference.erase("mask_decoder.1.iou_token.weight");
+  mtsam::MTSAM fitting(options);
+  const auto before = fitting->named_parameters()["decoders.0.iou_token.weight"].clone();
+  try {
+    mtsam::load_reference_state_dict(*fitting, reference);
+    FAIL("expected a CheckpointError");
+  } catch (const mtsam::CheckpointError& error) {
+    CHECK(error.missing == std::vector<std::string>{"decoders.1.iou_token.weight"});
+  }
+  CHECK(torch::equal(fitting->named_parameters()["decoders.0.iou_token.weight"], before));
+
   adapter.method = tora::Method::lora_stl;
-  mtsam::MTSAM lora(options.adapter(adapter));
+  mtsam::MTSAM lora(mtsam::MTSAMOptions(options).adapter(adapter));
   CHECK(contains(checkpoint_error([&] {
                    mtsam::load_reference_state_dict(*lora,
                                                     mtsam::read_pth(*dir / "mtsam_tiny.pth"));

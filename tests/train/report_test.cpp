@@ -159,7 +159,12 @@ TEST_CASE("Delta_b against a baseline file counts each metric in its direction")
   const auto baseline = read_results(dir.path / "hps.json");
   const std::vector<TaskEvaluation> run = {{"semseg", 0.0, {{"semseg", "mIoU", 0.6, true}}},
                                            {"depth", 0.0, {{"depth", "Abs Err", 0.3, false}}}};
-  CHECK(delta_b(run, baseline) == doctest::Approx((0.2 + 0.25) / 2));
+  CHECK(delta_b(run, baseline).value() == doctest::Approx((0.2 + 0.25) / 2));
+  // A zero baseline figure has no relative change: it is left out, and so is its task.
+  const std::vector<TaskEvaluation> zero = {{"semseg", 0.0, {{"semseg", "mIoU", 0.0, true}}},
+                                            {"depth", 0.0, {{"depth", "Abs Err", 0.4, false}}}};
+  CHECK(delta_b(run, zero).value() == doctest::Approx(0.25));
+  CHECK_FALSE(delta_b({run[0]}, zero).has_value());
   CHECK_THROWS_WITH_AS(read_results(dir.path / "missing.json"), doctest::Contains("missing.json"),
                        std::runtime_error);
 }

@@ -69,27 +69,44 @@ struct StepRecord {
   int64_t epoch = 0;  ///< 0-based epoch the step belongs to
   double lr = 0.0;
   double loss = 0.0;         ///< weighted task losses plus lambda times the regulariser
+  double task_loss = 0.0;    ///< the weighted task losses alone
   double regularizer = 0.0;  ///< the regulariser before weighting
   std::vector<std::pair<std::string, double>> task_losses;
   double seconds = 0.0;  ///< wall time since the run (or the resumed part) started
 };
 
-/// Delta_b of `run` against `baseline` (see <mtsam/metrics/delta_b.hpp>), as a fraction: every
-/// metric of `run` needs a baseline figure of the same task and name. Throws
-/// std::invalid_argument naming what is missing.
-inline double delta_b(const std::vector<TaskEvaluation>& run,
-                      const std::vector<TaskEvaluation>& baseline) {
-  const auto flatten = [](const std::vector<TaskEvaluation>& tasks) {
-    std::vector<MetricValue> flat;
-    for (const auto& task : tasks) {
-      for (auto metric : task.metrics) {
-        metric.task = task.task;
-        flat.push_back(std::move(metric));
-      }
+/// Delta_b of `run` against `baseline` (see <mtsam/metrics/delta_b.hpp>), as a fraction. Every
+/// metric of `run` needs a baseline figure of the same task and name (std::invalid_argument
+/// names the first that lacks one). A metric whose baseline is 0 or either value not finite
+/// (say, no normal within 11.25 degrees before training) has no relative change and is left
+/// out; a task left without metrics is left out; nothing left gives std::nullopt.
+inline std::optional<double> delta_b(const std::vector<TaskEvaluation>& run,
+                                     const std::vector<TaskEvaluation>& baseline) {
+  std::vector<MetricValue> method;
+  std::vector<MetricValue> reference;
+  for (const auto& task : run) {
+    const TaskEvaluation* base = nullptr;
+    for (const auto& candidate : baseline) {
+      base = candidate.task == task.task ? &candidate : base;
     }
-    return flat;
-  };
-  return metrics::delta_b(flatten(run), flatten(baseline));
+    for (auto metric : task.metrics) {
+      const MetricValue* figure = base != nullptr ? base->find(metric.name) : nullptr;
+      if (figure == nullptr) {
+        throw std::invalid_argument("the baseline has no figure for task '" + task.task +
+                                    "' metric '" + metric.name + "'");
+      }
+      if (figure->value == 0.0 || !std::isfinite(figure->value) || !std::isfinite(metric.value)) {
+        continue;
+      }
+      metric.task = task.task;
+      method.push_back(std::move(metric));
+      reference.push_back({task.task, figure->name, figure->value, figure->higher_is_better});
+    }
+  }
+  if (method.empty()) {
+    return std::nullopt;
+  }
+  return metrics::delta_b(method, reference);
 }
 
 /// JSON of a task's results: `{"task", "loss", "metrics": [{"name", "value",
@@ -123,10 +140,16 @@ inline nlohmann::json to_json(const StepRecord& s) {
   for (const auto& [name, loss] : s.task_losses) {
     tasks.push_back({{"task", name}, {"loss", loss}});
   }
-  return {
-      {"type", "step"},      {"step", s.step}, {"total_steps", s.total_steps}, {"epoch", s.epoch},
-      {"lr", s.lr},          {"loss", s.loss}, {"regularizer", s.regularizer}, {"tasks", tasks},
-      {"seconds", s.seconds}};
+  return {{"type", "step"},
+          {"step", s.step},
+          {"total_steps", s.total_steps},
+          {"epoch", s.epoch},
+          {"lr", s.lr},
+          {"loss", s.loss},
+          {"task_loss", s.task_loss},
+          {"regularizer", s.regularizer},
+          {"tasks", tasks},
+          {"seconds", s.seconds}};
 }
 
 /// A task's results from JSON: the form `to_json` writes, or a plain `{"metric": value}` object
@@ -182,6 +205,7 @@ inline StepRecord step_record_from_json(const nlohmann::json& j) {
   s.epoch = j.value("epoch", int64_t{0});
   s.lr = j.value("lr", 0.0);
   s.loss = j.value("loss", 0.0);
+  s.task_loss = j.value("task_loss", s.loss);
   s.regularizer = j.value("regularizer", 0.0);
   s.seconds = j.value("seconds", 0.0);
   for (const auto& task : j.at("tasks")) {

@@ -96,15 +96,15 @@ inline std::string render_report(const ReportData& report) {
       escape_html(report.title) + "</h1>\n<p>" + escape_html(report.status) + "</p>\n";
 
   html += "<h2>Training loss</h2>\n<div class=\"charts\">\n";
-  ChartSeries total{"weighted total", {}};
+  ChartSeries total{"weighted task losses", {}};
   ChartSeries regularizer{"regulariser", {}};
   ChartSeries lr{"learning rate", {}};
   for (const auto& s : report.steps) {
-    total.points.emplace_back(static_cast<double>(s.step), s.loss);
+    total.points.emplace_back(static_cast<double>(s.step), s.task_loss);
     regularizer.points.emplace_back(static_cast<double>(s.step), s.regularizer);
     lr.points.emplace_back(static_cast<double>(s.step), s.lr);
   }
-  html += line_chart("Total loss", {total}, "step") + "\n";
+  html += line_chart("Weighted task loss", {total}, "step") + "\n";
   for (const auto& spec : report.tasks) {
     ChartSeries task{spec.name, {}};
     for (const auto& s : report.steps) {

@@ -37,8 +37,9 @@ inline void Trainer::record_evaluation(Evaluation evaluation) {
     state_.reference = reported;
   }
   evaluation.delta_b = delta_b(reported, *state_.reference);
-  if (!state_.best_score || *evaluation.delta_b > *state_.best_score) {
-    state_.best_score = evaluation.delta_b;
+  const double score = evaluation.delta_b.value_or(0.0);
+  if (!state_.best_score || score > *state_.best_score) {
+    state_.best_score = score;
     state_.best_step = evaluation.step;
     best_pending_ = true;
   }
@@ -283,8 +284,9 @@ inline TrainResult Trainer::run() {
       record.loss = options_.regularizer_weight() * regularizer;
       for (size_t t = 0; t < heads_.size(); ++t) {
         record.task_losses.emplace_back(heads_[t].spec.name, task_losses[t]);
-        record.loss += weights[t] * task_losses[t];
+        record.task_loss += weights[t] * task_losses[t];
       }
+      record.loss += record.task_loss;
       record.seconds = seconds();
       log_.write(to_json(record));
       steps_.push_back(record);
