@@ -16,6 +16,7 @@
 #include <tora/attach.hpp>
 #include <tora/concepts.hpp>
 #include <tora/config.hpp>
+#include <tora/detail/torch_version.hpp>
 #include <tora/freeze.hpp>
 #include <tora/hosvd.hpp>
 #include <tora/io/adapter_io.hpp>
