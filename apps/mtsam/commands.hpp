@@ -211,8 +211,8 @@ inline int train_command(const TrainArgs& args) {
       rows.push_back({fmt::format("best evaluation (step {})", result.best->step),
                       result.best->tasks, std::nullopt, delta(*result.best)});
     }
-    out(fmt::format("\nTest metrics of {} ({}{}; mIoU, Pix Acc and within-t in %):\n",
-                    config.name, tora::to_string(config.adapter.method),
+    out(fmt::format("\nTest metrics of {} ({}{}; mIoU, Pix Acc and within-t in %):\n", config.name,
+                    tora::to_string(config.adapter.method),
                     show_delta ? ", Δb against " + config.baseline.string() : std::string()));
     out(train::results_table(specs, rows));
     nlohmann::json results = train::to_json(last);

@@ -77,14 +77,13 @@ class AdaptedLinearImpl : public torch::nn::Module {
                 "], got ", x.sizes());
     auto x2 = x.reshape({-1, in});
     auto y2 = torch::linear(x2, weight, bias);
-    if (adapter_ && routing_.kind() != Routing::Kind::base) {
-      if (merged_task_) {
-        TORCH_CHECK(routing_.kind() == Routing::Kind::single && routing_.task() == *merged_task_,
-                    "AdaptedLinear holds task ", *merged_task_, " merged into its weight but is ",
-                    "routed ", routing_.describe(), "; unmerge() first");
-      } else {
-        adapter_->add_update(y2, x2, detail::resolve(routing_, x, adapter_->num_tasks(), name()));
-      }
+    if (merged_task_) {
+      // The weight is W0 + s dW_t: only task t's routing can be served, not even the base.
+      TORCH_CHECK(routing_.kind() == Routing::Kind::single && routing_.task() == *merged_task_,
+                  "AdaptedLinear holds task ", *merged_task_, " merged into its weight but is ",
+                  "routed ", routing_.describe(), "; unmerge() first");
+    } else if (adapter_ && routing_.kind() != Routing::Kind::base) {
+      adapter_->add_update(y2, x2, detail::resolve(routing_, x, adapter_->num_tasks(), name()));
     }
     auto sizes = x.sizes().vec();
     sizes.back() = options.out_features();

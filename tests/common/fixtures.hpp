@@ -3,18 +3,22 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
+#include <string>
 
 namespace tora::test {
 
 /// The reference fixture folder: `MTSAM_FIXTURES` when set, else `../shared/fixtures/reference`
-/// beside the source tree. Empty when neither exists, so that parity tests can skip visibly.
+/// beside the source tree. Empty when the default folder does not exist, so that parity tests
+/// can skip visibly; a `MTSAM_FIXTURES` that names no folder is an error, since it was asked for.
 inline std::optional<std::filesystem::path> fixture_dir() {
   if (const char* env = std::getenv("MTSAM_FIXTURES"); env != nullptr && *env != '\0') {
     std::filesystem::path dir(env);
-    if (std::filesystem::is_directory(dir)) {
-      return dir;
+    if (!std::filesystem::is_directory(dir)) {
+      throw std::runtime_error("MTSAM_FIXTURES names '" + dir.string() +
+                               "', expected a folder of reference fixtures there, found none");
     }
-    return std::nullopt;
+    return dir;
   }
   std::filesystem::path dir(TORA_DEFAULT_FIXTURES);
   if (std::filesystem::is_directory(dir)) {

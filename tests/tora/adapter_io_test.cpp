@@ -144,6 +144,46 @@ TEST_CASE("loading into a model of other shapes names the key and both shapes") 
                     doctest::Contains("holds a lora-stl adapter but the file a tora one"));
 }
 
+TEST_CASE("loading refuses adapters of the same shapes but other settings, and missing layers") {
+  auto net = adapted_net();
+  auto dir = scratch_dir("settings");
+  tora::save_adapters(*net, dir);
+
+  // Other q/k/v blocks give the same tensor shapes but other outputs.
+  auto blocks = copy_base(net);
+  auto tora_config = tora::test::tiny_config(tora::Method::tora);
+  tora_config.output_blocks = {true, true, false};
+  tora::attach(*blocks, {"first"}, tora_config);
+  CHECK_THROWS_WITH(tora::load_adapters(*blocks, dir),
+                    doctest::Contains("layer 'first' has output_blocks = [true,true,false] in the "
+                                      "model but [true,false,true] in the file"));
+
+  auto scaled = copy_base(net);
+  tora_config.output_blocks = {true, false, true};
+  tora_config.scaling = 2.0;
+  tora::attach(*scaled, {"first"}, tora_config);
+  CHECK_THROWS_WITH(tora::load_adapters(*scaled, dir), doctest::Contains("has scaling = 2.0"));
+
+  // Dropout acts in training only: a model built with another rate loads the file.
+  auto inference = copy_base(net);
+  tora_config.scaling = tora::test::tiny_config(tora::Method::tora).scaling;
+  tora_config.dropout = 0.3;
+  tora::attach(*inference, {"first"}, tora_config);
+  CHECK_NOTHROW(tora::load_adapters(*inference, dir));
+
+  // A model layer with an adapter that the file does not cover is not left as it was.
+  auto more = copy_base(net);
+  tora::attach(*more, {"first"}, tora_config);
+  auto only_first = copy_base(net);
+  tora::attach(*only_first, {"first"}, tora_config);
+  auto first_dir = scratch_dir("first_only");
+  tora::save_adapters(*only_first, first_dir);
+  tora::attach(*more, {"second"}, tora::test::tiny_config(tora::Method::terra));
+  CHECK_THROWS_WITH(tora::load_adapters(*more, first_dir),
+                    doctest::Contains("layer 'second' of the model holds a terra adapter but "
+                                      "the file has none for it"));
+}
+
 TEST_CASE("cut or garbled adapter files give errors, never a crash") {
   auto net = adapted_net();
   auto dir = scratch_dir("broken");

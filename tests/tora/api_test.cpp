@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -164,16 +165,19 @@ TEST_CASE("an adapted linear built from torch::nn::Linear shares its weight and 
   CHECK_THROWS_WITH(adapted(torch::randn({2, 5})), doctest::Contains("expects input [..., 4]"));
 }
 
-TEST_CASE("docs/tora.md shows the quick start snippet exactly as it is compiled") {
+TEST_CASE("the docs show their snippets exactly as they are compiled") {
   auto read = [](const std::string& path) {
     std::ifstream in(path);
     REQUIRE_MESSAGE(in.good(), "cannot open " << path);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   };
   const std::string root = TORA_SOURCE_DIR;
-  const auto docs = read(root + "/docs/tora.md");
-  const auto snippet = read(root + "/examples/snippets/tora_quickstart.cpp");
-  CHECK(snippet.find("int main()") != std::string::npos);
-  CHECK_MESSAGE(docs.find(snippet) != std::string::npos,
-                "docs/tora.md must hold examples/snippets/tora_quickstart.cpp verbatim");
+  for (const auto& [page, source] : {std::pair{"docs/tora.md", "tora_quickstart.cpp"},
+                                     std::pair{"docs/mtsam.md", "mtsam_from_checkpoint.cpp"}}) {
+    const auto docs = read(root + "/" + page);
+    const auto snippet = read(root + "/examples/snippets/" + source);
+    CHECK(snippet.find("int main()") != std::string::npos);
+    CHECK_MESSAGE(docs.find(snippet) != std::string::npos,
+                  page << " must hold examples/snippets/" << source << " verbatim");
+  }
 }

@@ -61,6 +61,10 @@ TEST_CASE("a merged layer refuses other routings until unmerged") {
   layer->merge(1);
   layer->set_routing(tora::Routing::single(2));
   CHECK_THROWS_WITH(layer(torch::randn({3, 10})), doctest::Contains("unmerge() first"));
+  // The base routing would silently return the merged task's output.
+  layer->set_routing(tora::Routing::base());
+  CHECK_THROWS_WITH(layer(torch::randn({3, 10})), doctest::Contains("unmerge() first"));
+  layer->set_routing(tora::Routing::single(2));
   // Merging another task directly starts from the original weight, not the merged one.
   layer->merge(2);
   auto x = torch::randn({3, 10});

@@ -149,6 +149,53 @@ TEST_CASE("resuming with other settings than the saved run is refused") {
                  task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
   CHECK_THROWS_WITH_AS(second.run(), doctest::Contains("batch_size was 3, now 2"),
                        std::invalid_argument);
+
+  // The described experiment (model, adapter, data) must be the same too; the name need not.
+  TempDir described("described");
+  const nlohmann::json config = {{"name", "first"},
+                                 {"adapter", {{"method", "tora"}, {"p", 8}}},
+                                 {"data", {{"seed", 0}}},
+                                 {"train", {{"device", "cpu"}}}};
+  TrainerCallbacks stopper;
+  int64_t steps_seen = 0;
+  stopper.on_step = [&](const StepRecord& s) { steps_seen = s.step; };
+  stopper.should_stop = [&] { return steps_seen == 1; };
+  Trainer third(tiny_options(described.path).epochs(2), tiny_model(1), task_heads(tiny_specs()),
+                tiny_source(6, 1), tiny_source(2, 2), stopper);
+  third.set_description("first", config);
+  REQUIRE(third.run().status == RunStatus::interrupted);
+  auto changed = config;
+  changed["name"] = "renamed";
+  changed["train"]["device"] = "cuda";
+  changed["adapter"]["p"] = 16;
+  Trainer fourth(tiny_options(described.path).epochs(2).resume(true), tiny_model(1),
+                 task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
+  fourth.set_description("renamed", changed);
+  CHECK_THROWS_WITH_AS(fourth.run(), doctest::Contains("adapter.p was 8, now 16"),
+                       std::invalid_argument);
+  changed["adapter"]["p"] = 8;
+  Trainer fifth(tiny_options(described.path).epochs(2).resume(true), tiny_model(1),
+                task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
+  fifth.set_description("renamed", changed);
+  CHECK(fifth.run().status == RunStatus::finished);
+}
+
+TEST_CASE("a baseline without every reported metric is refused before training") {
+  TempDir dir("baseline_gap");
+  Trainer trainer(tiny_options(dir.path), tiny_model(1), task_heads(tiny_specs()),
+                  tiny_source(6, 1), tiny_source(2, 2));
+  std::vector<TaskEvaluation> baseline;
+  for (const auto& spec : tiny_specs()) {
+    TaskEvaluation task{spec.name, 0.0, {}};
+    for (const auto& name : spec.reported) {
+      task.metrics.push_back({spec.name, name, 0.5, true});
+    }
+    baseline.push_back(task);
+  }
+  CHECK_NOTHROW(trainer.set_baseline(baseline));
+  baseline[1].metrics.pop_back();
+  CHECK_THROWS_WITH(trainer.set_baseline(baseline),
+                    doctest::Contains("the baseline has no 'Rel Err' for task 'depth'"));
 }
 
 TEST_CASE("resuming without a checkpoint says so") {
@@ -191,6 +238,34 @@ TEST_CASE(
   }
   CHECK_FALSE(
       torch::equal(*saved.find("trunk.weight"), model.module->named_parameters()["trunk.weight"]));
+}
+
+TEST_CASE("a finite loss with non-finite gradients stops the run before the step is applied") {
+  TempDir dir("nan_gradient");
+  auto poisoned = std::make_shared<bool>(false);
+  auto heads = task_heads(tiny_specs());
+  heads[0].loss = [poisoned, spec = heads[0].spec](const torch::Tensor& output,
+                                                   const torch::Tensor& target) {
+    auto loss = mtsam::losses::task_loss(spec, output, target);
+    if (!*poisoned) {
+      return loss;
+    }
+    // Adds exactly 0 to the loss, but its gradient is 0 * infinity: NaN.
+    return loss + torch::sqrt((output - output.detach()).pow(2).sum());
+  };
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [poisoned](const StepRecord& s) { *poisoned = s.step == 3; };
+  auto model = tiny_model(1);
+  Trainer trainer(tiny_options(dir.path).batch_size(5).grad_accumulation(1), model, heads,
+                  tiny_source(10, 1), tiny_source(2, 2), callbacks);
+  const auto result = trainer.run();
+  REQUIRE(result.status == RunStatus::diverged);
+  CHECK(result.steps == 3);
+  CHECK_MESSAGE(result.message.find("the gradient of '") != std::string::npos, result.message);
+  CHECK(result.message.find("is not finite at step 4 (epoch 2)") != std::string::npos);
+  for (const auto& [name, value] : trainable(model)) {
+    CHECK_MESSAGE(torch::isfinite(value).all().item<bool>(), name);
+  }
 }
 
 TEST_CASE("an output folder that cannot be written is refused before training starts") {

@@ -120,7 +120,8 @@ class Trainer {
   }
 
   /// Measure Delta_b (and pick the best checkpoint) against this row instead of the run's first
-  /// evaluation. Every task must be in it with at least one of its reported metrics.
+  /// evaluation. Every task must be in it with every metric its spec reports, so that a wrong
+  /// file is refused now rather than at the first evaluation.
   void set_baseline(std::vector<TaskEvaluation> baseline) {
     for (const auto& head : heads_) {
       const TaskEvaluation* found = nullptr;
@@ -128,6 +129,10 @@ class Trainer {
         found = task.task == head.spec.name ? &task : found;
       }
       TORCH_CHECK(found != nullptr, "the baseline has no results for task '", head.spec.name, "'");
+      for (const auto& metric : head.spec.reported) {
+        TORCH_CHECK(found->find(metric) != nullptr, "the baseline has no '", metric, "' for task '",
+                    head.spec.name, "'");
+      }
     }
     baseline_ = std::move(baseline);
   }
@@ -172,7 +177,8 @@ class Trainer {
   void save_checkpoint(torch::optim::Adam& optimizer);
   void resume(torch::optim::Adam& optimizer);
   void update_report(const std::string& status);
-  std::string diverged_message(const std::string& what, double value) const;
+  /// "<subject> is <value> at step N (epoch E); the step was not applied. <checkpoint>".
+  std::string diverged_message(const std::string& subject, const std::string& value) const;
 
   TrainerOptions options_;
   TrainableModel model_;

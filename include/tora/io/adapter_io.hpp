@@ -176,6 +176,20 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
                                     " adapter but the file a " +
                                     std::string(to_string(plan.config.method)) + " one");
       }
+      // Same shapes are not enough: a scaling or a choice of q/k/v blocks changes the outputs.
+      // Dropout acts in training only, so a model built for inference may differ in it.
+      nlohmann::json have = layer.adapter().config();
+      nlohmann::json want = plan.config;
+      have.erase("dropout");
+      want.erase("dropout");
+      for (const auto& [field, value] : want.items()) {
+        const auto other = have.contains(field) ? have.at(field) : nlohmann::json();
+        if (other != value) {
+          detail::load_error(dir, "layer '" + plan.target + "' has " + field + " = " +
+                                      other.dump() + " in the model but " + value.dump() +
+                                      " in the file");
+        }
+      }
       wanted = detail::layer_tensors(plan.target, layer.adapter(), layer.weight(), layer.bias());
     } else {
       auto param_of = [&](const char* name) -> torch::Tensor {
@@ -219,6 +233,15 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
       }
     }
     plans.push_back(std::move(plan));
+  }
+  for (const auto& [name, layer] : existing) {
+    const bool in_file = std::any_of(plans.begin(), plans.end(),
+                                     [&name](const Plan& plan) { return plan.target == name; });
+    if (!in_file) {
+      detail::load_error(dir, "layer '" + name + "' of the model holds a " +
+                                  std::string(to_string(layer.adapter().method())) +
+                                  " adapter but the file has none for it");
+    }
   }
   for (const auto& [key, tensor] : stored) {
     if (expected_keys.count(key) == 0) {

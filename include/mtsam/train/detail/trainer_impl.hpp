@@ -4,6 +4,9 @@
 
 #include <mtsam/train/trainer.hpp>
 
+#include <fstream>
+#include <set>
+
 namespace mtsam::train {
 
 namespace detail {
@@ -14,14 +17,51 @@ inline std::string format_value(double value) {
   return buffer;
 }
 
-/// "batch_size was 4, now 8; lr was ..." for the options that differ.
-inline std::string option_differences(const nlohmann::json& saved, const nlohmann::json& now) {
+/// The name of the first parameter whose gradient holds a NaN or an infinity, if any; one
+/// synchronisation with the device for all of them.
+inline std::optional<std::string> first_non_finite_gradient(
+    const std::vector<std::pair<std::string, torch::Tensor>>& parameters) {
+  std::vector<torch::Tensor> finite;
+  std::vector<const std::string*> names;
+  for (const auto& [name, tensor] : parameters) {
+    if (tensor.grad().defined()) {
+      finite.push_back(torch::isfinite(tensor.grad()).all());
+      names.push_back(&name);
+    }
+  }
+  if (finite.empty()) {
+    return std::nullopt;
+  }
+  const auto flags = torch::stack(finite).cpu();
+  const auto* flag = flags.data_ptr<bool>();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!flag[i]) {
+      return *names[i];
+    }
+  }
+  return std::nullopt;
+}
+
+/// "batch_size was 4, now 8; adapter.p was ..." for the keys of `now` whose values differ,
+/// descending into objects (dotted names) and skipping the top-level keys in `skip`.
+inline std::string option_differences(const nlohmann::json& saved, const nlohmann::json& now,
+                                      const std::set<std::string>& skip = {},
+                                      const std::string& prefix = "") {
   std::string text;
   for (const auto& item : now.items()) {
-    const auto was = saved.contains(item.key()) ? saved.at(item.key()) : nlohmann::json(nullptr);
-    if (was != item.value()) {
-      text += (text.empty() ? "" : "; ") + item.key() + " was " + was.dump() + ", now " +
-              item.value().dump();
+    if (skip.count(item.key()) != 0) {
+      continue;
+    }
+    const auto was = saved.is_object() && saved.contains(item.key()) ? saved.at(item.key())
+                                                                     : nlohmann::json(nullptr);
+    std::string part;
+    if (was.is_object() && item.value().is_object()) {
+      part = option_differences(was, item.value(), {}, prefix + item.key() + ".");
+    } else if (was != item.value()) {
+      part = prefix + item.key() + " was " + was.dump() + ", now " + item.value().dump();
+    }
+    if (!part.empty()) {
+      text += (text.empty() ? "" : "; ") + part;
     }
   }
   return text;
@@ -103,6 +143,27 @@ inline void Trainer::resume(torch::optim::Adam& optimizer) {
     throw std::invalid_argument("cannot resume '" + folder->string() +
                                 "' with other settings than it was started with (" + differences +
                                 "); resume with the saved settings or use a new output folder");
+  }
+  // The model, adapter and data settings the run was described with (set_description): a
+  // resumed run must continue the same experiment. Its trainer options were compared above;
+  // the name only titles the report.
+  if (const auto saved_config = *folder / "config.json";
+      config_.is_object() && std::filesystem::exists(saved_config)) {
+    nlohmann::json was;
+    try {
+      std::ifstream in(saved_config);
+      in >> was;
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error("cannot resume: '" + saved_config.string() +
+                               "' is not valid JSON (" + e.what() + ")");
+    }
+    const auto changed = detail::option_differences(was, config_, {"name", "train"});
+    if (!changed.empty()) {
+      throw std::invalid_argument("cannot resume '" + folder->string() +
+                                  "' with another configuration than it was started with (" +
+                                  changed +
+                                  "); resume with the saved settings or use a new output folder");
+    }
   }
   if (saved.total_steps != state_.total_steps) {
     throw std::invalid_argument(
@@ -221,6 +282,7 @@ inline TrainResult Trainer::run() {
     state_.pending_evaluation = false;
     record_evaluation(evaluate_now());
     save_checkpoint(optimizer);
+    update_report("running: step " + std::to_string(state_.step) + " of " + std::to_string(limit));
   }
 
   model_.module->train();
@@ -248,7 +310,9 @@ inline TrainResult Trainer::run() {
           const double value = task_loss.item<double>();
           if (!std::isfinite(value)) {
             optimizer.zero_grad();
-            return finish(RunStatus::diverged, diverged_message(heads_[t].spec.name, value));
+            return finish(RunStatus::diverged,
+                          diverged_message("the loss of task '" + heads_[t].spec.name + "'",
+                                           detail::format_value(value)));
           }
           task_losses[t] += value * share;
           loss = loss.defined() ? loss + weights[t] * task_loss : weights[t] * task_loss;
@@ -261,11 +325,19 @@ inline TrainResult Trainer::run() {
         regularizer = value.item<double>();
         if (!std::isfinite(regularizer)) {
           optimizer.zero_grad();
-          return finish(RunStatus::diverged, diverged_message("the regulariser", regularizer));
+          return finish(RunStatus::diverged,
+                        diverged_message("the regulariser", detail::format_value(regularizer)));
         }
         if (options_.regularizer_weight() > 0.0) {
           (options_.regularizer_weight() * value).backward();
         }
+      }
+      // Finite losses can still give non-finite gradients (an overflow in the backward); one
+      // such step would write NaN into every parameter that Adam touches.
+      if (const auto bad = detail::first_non_finite_gradient(parameters_)) {
+        optimizer.zero_grad();
+        return finish(RunStatus::diverged,
+                      diverged_message("the gradient of '" + *bad + "'", "not finite"));
       }
       if (options_.max_grad_norm() > 0.0) {
         torch::nn::utils::clip_grad_norm_(tensors, options_.max_grad_norm());
@@ -329,11 +401,11 @@ inline TrainResult Trainer::run() {
                                          detail::format_value(seconds()) + " s");
 }
 
-inline std::string Trainer::diverged_message(const std::string& what, double value) const {
-  const std::string subject = what == "the regulariser" ? what : "the loss of task '" + what + "'";
-  std::string message = subject + " is " + detail::format_value(value) + " at step " +
-                        std::to_string(state_.step + 1) + " (epoch " +
-                        std::to_string(state_.epoch + 1) + "); the step was not applied. ";
+inline std::string Trainer::diverged_message(const std::string& subject,
+                                             const std::string& value) const {
+  std::string message = subject + " is " + value + " at step " + std::to_string(state_.step + 1) +
+                        " (epoch " + std::to_string(state_.epoch + 1) +
+                        "); the step was not applied. ";
   const auto last = existing_checkpoint(checkpoint_dir("last"));
   message += last ? "The last good checkpoint is '" + last->string() + "'."
                   : std::string("No checkpoint had been written yet.");
