@@ -22,7 +22,7 @@ cmake --build --preset default --target mtsam_cli quickstart_backbone --parallel
 bin="$root/build/default/bin"
 trained=$SECONDS
 "$bin/quickstart_backbone" --config examples/quickstart.toml
-"$bin/mtsam" train --config examples/quickstart.toml "$@"
+"$bin/mtsam" train --config examples/quickstart.toml --require-improvement "$@"
 
 printf '\nquickstart: done in %d s (%d s of it building), report: %s\n' \
   $((SECONDS - start)) $((trained - start)) "$root/out/quickstart/report.html"

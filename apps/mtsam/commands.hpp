@@ -54,6 +54,7 @@ struct TrainArgs : ConfigArgs {
   std::optional<uint64_t> seed;
   std::optional<double> lr;
   bool resume = false;
+  bool require_improvement = false;
 };
 
 struct CheckpointArgs : ConfigArgs {
@@ -130,6 +131,11 @@ inline int train_command(const TrainArgs& args) {
   if (args.resume)
     settings.emplace_back("train.resume", true);
   const auto config = load_config(args.config, args.sets, settings);
+  if (args.require_improvement && !config.train.eval_before()) {
+    throw UsageError(
+        "--require-improvement compares with the evaluation before training: set "
+        "train.eval_before = true");
+  }
   const auto specs = train::experiment_tasks(config.data);
   const auto heads = train::task_heads(specs);
   train::ensure_writable_directory(config.train.output_dir());
@@ -193,6 +199,7 @@ inline int train_command(const TrainArgs& args) {
     progress.say("mtsam: " + result.message + " (run again with --resume)");
     return 130;
   }
+  bool all_better = true;
   std::vector<train::ResultRow> rows;
   // Delta_b against the run's own first evaluation is what picks the best checkpoint; against
   // an untrained start it is not a figure to read, so the table shows it for a baseline only.
@@ -222,7 +229,6 @@ inline int train_command(const TrainArgs& args) {
     train::write_text_atomically(config.train.output_dir() / "results.json",
                                  results.dump(2) + "\n");
     if (result.before) {
-      bool all_better = false;
       const auto changes = task_changes(*result.before, last, heads, all_better);
       out(fmt::format("\nChange per task (before -> after):\n{}{}\n", changes,
                       all_better ? "Every task improved." : "Not every task improved."));
@@ -230,6 +236,13 @@ inline int train_command(const TrainArgs& args) {
   }
   out(fmt::format("report: {}\ncheckpoints: {}\n", result.report.string(),
                   (config.train.output_dir() / "checkpoints").string()));
+  if (args.require_improvement && (!all_better || !result.before)) {
+    progress.say(result.before ? "mtsam: not every task improved over the evaluation before "
+                                 "training"
+                               : "mtsam: the run holds no evaluation before training to compare "
+                                 "with");
+    return 4;
+  }
   return 0;
 }
 

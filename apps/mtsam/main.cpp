@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
                    "Results file (e.g. a LoRA-HPS run's results.json) for Delta_b")
       ->check(CLI::ExistingFile);
   train->add_flag("--resume", train_args.resume, "Continue the run saved in the output folder");
+  train->add_flag("--require-improvement", train_args.require_improvement,
+                  "Exit with status 4 unless every task's test metrics improved over the "
+                  "evaluation before training (needs train.eval_before)");
 
   CheckpointArgs eval_args;
   int64_t max_samples = 0;

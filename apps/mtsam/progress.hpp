@@ -33,12 +33,16 @@ class Progress {
   bool terminal() const { return terminal_; }
 
   void step(const train::StepRecord& s) {
+    // The rate counts from the first step this process saw, so that the evaluation before
+    // training (or the time before a resumed run's first step) does not slow it down.
     if (first_step_ < 0) {
-      first_step_ = s.step - 1;
-      first_seconds_ = 0.0;
+      first_step_ = s.step;
+      first_seconds_ = s.seconds;
     }
-    const double elapsed = s.seconds - first_seconds_;
-    const double rate = elapsed > 0.0 ? static_cast<double>(s.step - first_step_) / elapsed : 0.0;
+    const bool first = s.step == first_step_;
+    const double elapsed = first ? s.seconds : s.seconds - first_seconds_;
+    const double steps = first ? 1.0 : static_cast<double>(s.step - first_step_);
+    const double rate = elapsed > 0.0 ? steps / elapsed : 0.0;
     const double eta = rate > 0.0 ? static_cast<double>(s.total_steps - s.step) / rate : -1.0;
     std::string losses;
     for (const auto& [task, loss] : s.task_losses) {
@@ -58,7 +62,7 @@ class Progress {
       return;
     }
     const int64_t every = std::max<int64_t>(1, s.total_steps / 20);
-    if (s.step % every == 0 || s.step == s.total_steps || s.step == first_step_ + 1) {
+    if (s.step % every == 0 || s.step == s.total_steps || first) {
       std::fprintf(
           stderr, "%s\n",
           fmt::format("step {}/{} epoch {} loss {:.4g}{} reg {:.3g} lr {:.3g} {:.2f} it/s ETA {}",

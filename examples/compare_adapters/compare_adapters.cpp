@@ -1,6 +1,7 @@
 // Every adapter on the same model and data, as in the paper's tables: the quick start's
-// configuration fine-tuned once per method (LoRA-HPS first, the reference of Delta_b), then
-// one table with each method's test metrics, trainable parameters and Delta_b against LoRA-HPS.
+// configuration fine-tuned once per method (LoRA-HPS always, first: the reference of Delta_b),
+// then one table with each method's test metrics, trainable parameters and Delta_b against
+// LoRA-HPS. Exits with 1 when a method did not finish.
 //
 //   compare_adapters [--config examples/quickstart.toml] [--epochs N] [--rank R]
 //                    [--methods lora-hps,tora,...] [--output out/compare]
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -46,9 +48,20 @@ int compare(const Arguments& args) {
   }
   const auto specs = train::experiment_tasks(base.data);
   const auto heads = train::task_heads(specs);
+
+  // LoRA-HPS is the reference of Delta_b: trained first, whether it was asked for or not.
+  const std::string reference_method = "lora-hps";
+  std::vector<std::string> methods = {reference_method};
+  for (const auto& name : args.methods) {
+    tora::method_from_string(name);  // an unknown name fails here, before any training
+    if (name != reference_method) {
+      methods.push_back(name);
+    }
+  }
   std::vector<train::ResultRow> rows;
   std::optional<std::vector<train::TaskEvaluation>> reference;
-  for (const auto& name : args.methods) {
+  std::vector<std::string> failed;
+  for (const auto& name : methods) {
     auto config = base;
     config.adapter.method = tora::method_from_string(name);
     if (args.rank) {
@@ -74,22 +87,35 @@ int compare(const Arguments& args) {
     const auto result = trainer.run();
     if (result.status != train::RunStatus::finished || result.evaluations.empty()) {
       std::printf("%-10s stopped: %s\n", name.c_str(), result.message.c_str());
+      if (name == reference_method) {
+        throw std::runtime_error("the reference method " + reference_method +
+                                 " did not finish, so there is no Delta_b to give");
+      }
+      failed.push_back(name);
       continue;
     }
     const auto tasks = result.evaluations.back().tasks;
     const auto reported = train::reported_metrics(tasks, heads);
-    if (!reference) {
+    if (name == reference_method) {
       reference = reported;
     }
     rows.push_back({name, tasks, parameters, train::delta_b(reported, *reference)});
     std::printf("%-10s done: %ld steps\n", name.c_str(), static_cast<long>(result.steps));
   }
   std::printf("\nAdapters compared on %s (%s; Δb against %s):\n", base.data.dataset.c_str(),
-              base.name.c_str(), args.methods.front().c_str());
+              base.name.c_str(), reference_method.c_str());
   const auto table = train::results_table(specs, rows);
   std::fwrite(table.data(), 1, table.size(), stdout);
   std::printf("(mIoU, Pix Acc and the within-t shares in %%; reports in %s/<method>/report.html)\n",
               args.output.string().c_str());
+  if (!failed.empty()) {
+    std::string names;
+    for (const auto& name : failed) {
+      names += (names.empty() ? "" : ", ") + name;
+    }
+    std::fprintf(stderr, "compare_adapters: these methods did not finish: %s\n", names.c_str());
+    return 1;
+  }
   return 0;
 }
 

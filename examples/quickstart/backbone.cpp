@@ -20,6 +20,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace mtsam;
@@ -30,8 +31,16 @@ int build_backbone(const fs::path& config_file, int64_t steps) {
   auto config = cli::load_config(config_file, {});
   const fs::path target = config.model.checkpoint;
   if (fs::is_regular_file(target)) {
-    std::printf("backbone: using the cached %s\n", target.string().c_str());
-    return 0;
+    // Reused when it still fits the configuration's shape; made again otherwise.
+    try {
+      Sam cached(train::experiment_shape(config.model));
+      load_sam(*cached, target);
+      std::printf("backbone: using the cached %s\n", target.string().c_str());
+      return 0;
+    } catch (const CheckpointError& e) {
+      std::printf("backbone: the cached %s does not fit %s (%s); making it again\n",
+                  target.string().c_str(), config_file.string().c_str(), e.what());
+    }
   }
   const auto start = std::chrono::steady_clock::now();
 
@@ -48,6 +57,7 @@ int build_backbone(const fs::path& config_file, int64_t steps) {
   config.train = train::TrainerOptions()
                      .epochs(epochs)
                      .batch_size(batch)
+                     .task_weights(std::vector<double>(specs.size(), 1.0))
                      .lr(2e-3)
                      .warmup_ratio(0.05)
                      .eval_every(0)
@@ -102,7 +112,7 @@ int build_backbone(const fs::path& config_file, int64_t steps) {
 
 int main(int argc, char** argv) {
   fs::path config = "examples/quickstart.toml";
-  int64_t steps = 160;
+  int64_t steps = 800;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {

@@ -28,7 +28,9 @@ inline StateDict read_checkpoint(const std::filesystem::path& path) {
     }
     in.read(magic.data(), magic.size());
   }
-  if (magic[0] == 'P' && magic[1] == 'K') {
+  // A zip archive is torch.save's format; a pickle opcode first is its legacy format, which
+  // read_pth names in its error.
+  if ((magic[0] == 'P' && magic[1] == 'K') || static_cast<unsigned char>(magic[0]) == 0x80) {
     return read_pth(path);
   }
   auto dict = read_safetensors_state_dict(path);

@@ -35,6 +35,13 @@ inline std::vector<std::string> split_key(std::string_view key) {
   }
 }
 
+/// Whether a key part is a layer index: digits only, and few enough to fit an int64.
+inline bool is_index(const std::string& part) {
+  return !part.empty() && part.size() < 19 && std::all_of(part.begin(), part.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
 inline std::string join_key(const std::vector<std::string>& parts) {
   std::string key;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -114,7 +121,7 @@ inline std::string hf_key_to_official(std::string_view key,
       } else if (parts[at] == "proj_out") {
         parts[at] = "layers";
         parts.insert(parts.begin() + static_cast<long>(at) + 1, std::to_string(hidden + 1));
-      } else if (parts[at] == "layers" && parts.size() > at + 1) {
+      } else if (parts[at] == "layers" && parts.size() > at + 1 && is_index(parts[at + 1])) {
         parts[at + 1] = std::to_string(std::stoll(parts[at + 1]) + 1);
       }
     }
@@ -132,8 +139,8 @@ inline StateDict official_from_hf(const StateDict& hf) {
   for (const auto& item : hf) {
     const auto parts = detail::split_key(item.key());
     const size_t at = detail::hf_mlp_layer_part(parts);
-    if (at > 0 && parts[at] == "layers" && parts.size() > at + 1 && !parts[at + 1].empty() &&
-        std::isdigit(static_cast<unsigned char>(parts[at + 1][0]))) {
+    if (at > 0 && parts[at] == "layers" && parts.size() > at + 1 &&
+        detail::is_index(parts[at + 1])) {
       const std::string head =
           detail::join_key({parts.begin(), parts.begin() + static_cast<long>(at)});
       hidden_layers[head] = std::max<int64_t>(hidden_layers[head], std::stoll(parts[at + 1]) + 1);

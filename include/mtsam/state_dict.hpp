@@ -173,7 +173,7 @@ inline LoadReport load_state_dict(torch::nn::Module& module, const StateDict& di
     if (options.resize_positions && source.sizes() != target.sizes()) {
       const std::string_view key(name);
       if (key.ends_with("pos_embed") && source.dim() == 4 && target.dim() == 4 &&
-          source.size(3) == target.size(3)) {
+          source.size(0) == 1 && target.size(0) == 1 && source.size(3) == target.size(3)) {
         source = resize_pos_embed(source.to(torch::kFloat32), target.size(1), target.size(2));
       } else if ((key.ends_with("rel_pos_h") || key.ends_with("rel_pos_w")) && source.dim() == 2 &&
                  target.dim() == 2 && source.size(1) == target.size(1)) {

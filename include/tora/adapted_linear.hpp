@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <string>
 #include <utility>
 
 namespace tora {
@@ -70,6 +71,16 @@ class AdaptedLinearImpl : public torch::nn::Module {
     }
   }
 
+  /// "AdaptedLinear [out, in] with a tora adapter", to tell layers apart in error messages.
+  std::string label() const {
+    std::string text = "AdaptedLinear [" + std::to_string(options.out_features()) + ", " +
+                       std::to_string(options.in_features()) + "]";
+    if (adapter_) {
+      text += " with a " + std::string(to_string(adapter_->method())) + " adapter";
+    }
+    return text;
+  }
+
   /// [..., in] -> [..., out].
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t in = options.in_features();
@@ -80,10 +91,10 @@ class AdaptedLinearImpl : public torch::nn::Module {
     if (merged_task_) {
       // The weight is W0 + s dW_t: only task t's routing can be served, not even the base.
       TORCH_CHECK(routing_.kind() == Routing::Kind::single && routing_.task() == *merged_task_,
-                  "AdaptedLinear holds task ", *merged_task_, " merged into its weight but is ",
+                  label(), " holds task ", *merged_task_, " merged into its weight but is ",
                   "routed ", routing_.describe(), "; unmerge() first");
     } else if (adapter_ && routing_.kind() != Routing::Kind::base) {
-      adapter_->add_update(y2, x2, detail::resolve(routing_, x, adapter_->num_tasks(), name()));
+      adapter_->add_update(y2, x2, detail::resolve(routing_, x, adapter_->num_tasks(), label()));
     }
     auto sizes = x.sizes().vec();
     sizes.back() = options.out_features();
@@ -96,7 +107,8 @@ class AdaptedLinearImpl : public torch::nn::Module {
   requires std::derived_from<A, AdapterBase> std::shared_ptr<A> set_adapter(
       std::shared_ptr<A> adapter) {
     TORCH_CHECK(adapter, "set_adapter: the adapter is null");
-    TORCH_CHECK(!merged_task_, "set_adapter: unmerge() first");
+    TORCH_CHECK(!merged_task_, "set_adapter: ", label(), " holds task ", merged_task_.value_or(0),
+                " merged into its weight; unmerge() first");
     TORCH_CHECK(adapter->in_features() == options.in_features() &&
                     adapter->out_features() == options.out_features(),
                 "set_adapter: the adapter is for [", adapter->out_features(), ", ",
@@ -129,7 +141,7 @@ class AdaptedLinearImpl : public torch::nn::Module {
   /// Routing used by forward (see Routing); checked against the adapter's tasks.
   void set_routing(Routing routing) {
     if (adapter_) {
-      routing.check_tasks(adapter_->num_tasks(), name());
+      routing.check_tasks(adapter_->num_tasks(), label());
     }
     routing_ = std::move(routing);
   }

@@ -65,8 +65,8 @@ inline void validate(const AdapterConfig& config) {
               std::to_string(config.q) + ", " + std::to_string(config.v));
   require(config.dropout >= 0.0 && config.dropout < 1.0,
           "dropout must be in [0, 1), got " + std::to_string(config.dropout));
-  require(config.num_loras >= 1, "num_loras must be >= 1");
-  require(config.num_heads >= 1, "num_heads must be >= 1");
+  require(config.num_loras >= 1, "num_loras must be >= 1, got " + std::to_string(config.num_loras));
+  require(config.num_heads >= 1, "num_heads must be >= 1, got " + std::to_string(config.num_heads));
   require(
       config.terra_coordinates.empty() ||
           static_cast<int64_t>(config.terra_coordinates.size()) == config.num_tasks,
@@ -76,7 +76,8 @@ inline void validate(const AdapterConfig& config) {
   for (bool block : config.output_blocks) {
     any_block = any_block || block;
   }
-  require(any_block, "output_blocks must enable at least one block");
+  require(any_block, "output_blocks must enable at least one block, got all " +
+                         std::to_string(config.output_blocks.size()) + " off");
 }
 
 /// JSON form: {"method": "tora", "num_tasks": 3, ...}, keys named as the fields.
@@ -120,7 +121,11 @@ inline void from_json(const nlohmann::json& json, AdapterConfig& config) {
                                               "output_blocks"};
   for (const auto& [key, value] : json.items()) {
     if (known.count(key) == 0) {
-      throw std::invalid_argument("unknown adapter config key '" + key + "'");
+      std::string names;
+      for (const auto& name : known) {
+        names += (names.empty() ? "" : ", ") + name;
+      }
+      throw std::invalid_argument("unknown adapter config key '" + key + "'; known keys: " + names);
     }
   }
   auto read = [&json](const char* key, auto& field) {

@@ -16,7 +16,8 @@ enum class RegularizerForm {
   /// + sum_l ||G_l'G_l - I||_F^2.
   paper,
   /// The reference code: the mean, over every such term of every layer, of the plain
-  /// (unsquared) Frobenius norm.
+  /// (unsquared) Frobenius norm, with the core term taken in the reference's factor order
+  /// (G_l G_l' here; the same as the paper's when p == q).
   reference,
 };
 
@@ -26,7 +27,7 @@ inline torch::Tensor orthogonal_regularizer(const torch::nn::Module& module,
                                             RegularizerForm form = RegularizerForm::paper) {
   std::vector<torch::Tensor> terms;
   auto add_terms = [&](const ToraImpl& tora) {
-    for (const auto& residual : tora.orthogonality_residuals()) {
+    for (const auto& residual : tora.orthogonality_residuals(form == RegularizerForm::reference)) {
       terms.push_back(form == RegularizerForm::paper ? residual.pow(2).sum() : residual.norm());
     }
   };

@@ -18,6 +18,7 @@ namespace tora {
 ///     tora::Routing::single(2);                  // every row is task 2
 ///     tora::Routing::stacked();                  // B = T groups of B/T rows: task 0, 1, ...
 ///     tora::Routing::per_row(ids);               // ids [B] int64: row b is task ids[b]
+///                                                // (or rows b*k .. b*k+k-1 of k*B rows)
 ///     tora::Routing::base();                     // adapters off: the frozen model
 class Routing {
  public:
@@ -48,7 +49,9 @@ class Routing {
     return routing;
   }
 
-  /// Row b of dim 0 belongs to task task_ids[b]; `task_ids` is [B] int64 on any device.
+  /// Row b of dim 0 belongs to task task_ids[b]; `task_ids` is [B] int64 on any device. A dim 0
+  /// of k * B rows is read as B equal consecutive groups (say, each sample's k attention
+  /// windows), group b for task_ids[b].
   static Routing per_row(torch::Tensor task_ids) {
     TORCH_CHECK(task_ids.defined() && task_ids.dim() == 1 && task_ids.scalar_type() == torch::kLong,
                 "per-row task ids must be a [B] int64 tensor, got ",
@@ -159,10 +162,13 @@ inline TaskRows resolve(const Routing& routing, const torch::Tensor& x, int64_t 
     }
     return rows;
   }
-  TORCH_CHECK(routing.task_ids().numel() == batch, where, ": per-row routing has ",
-              routing.task_ids().numel(), " task ids but the input has ", batch, " rows in dim 0");
+  const int64_t count = routing.task_ids().numel();
+  TORCH_CHECK(count > 0 && batch % count == 0, where, ": per-row routing has ", count,
+              " task ids but the input has ", batch,
+              " rows in dim 0; expected as many rows, or a multiple (equal consecutive groups)");
   auto ids = routing.task_ids().to(x.device());
-  rows.row_tasks = per_sample == 1 ? ids : ids.repeat_interleave(per_sample);
+  const int64_t repeat = batch / count * per_sample;
+  rows.row_tasks = repeat == 1 ? ids : ids.repeat_interleave(repeat);
   return rows;
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -25,6 +27,26 @@ inline std::optional<std::filesystem::path> fixture_dir() {
     return std::filesystem::canonical(dir);
   }
   return std::nullopt;
+}
+
+/// How many tests of this run were skipped for want of the fixture folder; the test main turns
+/// a passing run with skips into exit status 77, which CTest reports as a skip.
+inline int& fixture_skips() {
+  static int count = 0;
+  return count;
+}
+
+/// The fixture folder, or nullopt after logging why the calling test is skipped (and counting
+/// the skip).
+inline std::optional<std::filesystem::path> fixtures_or_skip() {
+  auto dir = fixture_dir();
+  if (!dir) {
+    ++fixture_skips();
+    MESSAGE(
+        "skipped: no reference fixture folder (set MTSAM_FIXTURES or provide "
+        "../shared/fixtures/reference)");
+  }
+  return dir;
 }
 
 }  // namespace tora::test

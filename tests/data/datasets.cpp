@@ -82,6 +82,21 @@ TEST_CASE("an NYUv2 folder loads the image and three targets with NYUv2's conven
   CHECK_THROWS_AS(train.get(3), c10::Error);
 }
 
+TEST_CASE("uint8 normals read as the picture encoding, three zero bytes meaning invalid") {
+  TempDir dir;
+  write_nyu_split(dir.path() / "train", 1);
+  auto bytes = torch::full({kH, kW, 3}, 255, torch::kUInt8);
+  bytes.select(2, 0).fill_(0);    // x = -1
+  bytes.select(2, 1).fill_(128);  // y = 2 * 128 / 255 - 1
+  bytes[1][1] = torch::zeros({3}, torch::kUInt8);
+  md::write_npy(dir.path() / "train/normal/0.npy", bytes);
+  const auto normals = md::NyuV2Dataset(md::NyuV2Options(dir.path())).get(0).target(md::kNormals);
+  CHECK(normals[0][0][0].item<float>() == doctest::Approx(-1.0));
+  CHECK(normals[1][0][0].item<float>() == doctest::Approx(2.0 * 128.0 / 255.0 - 1.0));
+  CHECK(normals[2][0][0].item<float>() == doctest::Approx(1.0));
+  CHECK(normals.select(1, 1).select(1, 1).abs().sum().item<float>() == 0.0f);
+}
+
 TEST_CASE("a missing NYUv2 folder or file is an error naming the path and the layout") {
   TempDir dir;
   auto message = error_of([&] { md::NyuV2Dataset(md::NyuV2Options(dir.path())); });

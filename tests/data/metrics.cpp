@@ -59,10 +59,10 @@ double rounded_percent(double fraction) {
 
 }  // namespace
 
-TEST_CASE("the NYUv2 metrics and losses match the reference code on its fixture") {
-  const auto dir = tora::test::fixture_dir();
+TEST_CASE("the NYUv2 metrics and losses match the reference code on its fixture" *
+          doctest::test_suite("fixtures")) {
+  const auto dir = tora::test::fixtures_or_skip();
   if (!dir) {
-    MESSAGE("reference fixtures not found (set MTSAM_FIXTURES); skipping the parity test");
     return;
   }
   auto f = load_fixture(*dir / "nyuv2_metrics.pth");
@@ -145,6 +145,11 @@ TEST_CASE("an unseen class counts zero in PASCAL's mIoU and is left out in NYUv2
   CHECK(close(zero.miou(), (0.5 + 2.0 / 3.0) / 3.0));
   CHECK(close(zero.pixel_accuracy(), 3.0 / 4.0));
   CHECK(zero.confusion().sum().item<int64_t>() == 4);
+  // A label map prediction out of range where the target counts is refused, not clamped.
+  CHECK_THROWS_WITH(
+      skip.update(torch::tensor({0, 3, 1, 1, 2}, torch::kInt64).view({1, 1, 5}), target),
+      doctest::Contains("must be in [0, 3) where the target is valid, got values "
+                        "from 0 to 3"));
 }
 
 TEST_CASE("saliency maxF and max mIoU average precision, recall and IoU over images") {

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include <mtsam/data/colormap.hpp>
 #include <mtsam/data/nyuv2.hpp>
@@ -81,6 +83,37 @@ TEST_CASE("texture and light vary the pixels of one class") {
     const auto grey = s.image.mean(0).masked_select(floor);
     CHECK(grey.std().item<float>() > 0.01f);
   }
+}
+
+TEST_CASE("a pixel's colour alone does not tell its class") {
+  // Class colour centroids from some scenes, then nearest-centroid labels on others: if
+  // classes had flat colours this would be near perfect.
+  const auto pixels = [](md::SceneDataset ds) {
+    std::vector<torch::Tensor> colours, labels;
+    for (size_t i = 0; i < ds.size().value(); ++i) {
+      const auto s = ds.get(i);
+      colours.push_back(s.image.flatten(1).t());  // [HW, 3]
+      labels.push_back(s.target(md::kSemseg).flatten());
+    }
+    return std::pair{torch::cat(colours), torch::cat(labels)};
+  };
+  const auto [train_rgb, train_label] =
+      pixels(md::SceneDataset(md::SceneOptions().height(24).width(32).count(48).seed(21)));
+  const auto [test_rgb, test_label] =
+      pixels(md::SceneDataset(md::SceneOptions().height(24).width(32).count(48).seed(22)));
+  auto centroids = torch::full({md::kSceneClasses, 3}, 1e3);
+  for (int64_t c = 0; c < md::kSceneClasses; ++c) {
+    const auto mask = train_label.eq(c);
+    if (mask.any().item<bool>()) {
+      centroids[c] = train_rgb.index({mask}).mean(0);
+    }
+  }
+  const auto predicted = torch::cdist(test_rgb, centroids).argmin(1);
+  const double accuracy = predicted.eq(test_label).to(torch::kDouble).mean().item<double>();
+  const auto counts = torch::bincount(test_label, {}, md::kSceneClasses);
+  const double majority = counts.max().item<double>() / static_cast<double>(test_label.numel());
+  MESSAGE("nearest colour centroid accuracy ", accuracy, ", majority class share ", majority);
+  CHECK(accuracy < majority + 0.15);
 }
 
 TEST_CASE("a scene rendered at two sizes is the same scene") {

@@ -44,7 +44,8 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("cut and garbage copies of a checkpoint give errors that name the file") {
+TEST_CASE("cut and garbage copies of a checkpoint give errors that name the file" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -87,12 +88,16 @@ TEST_CASE("cut and garbage copies of a checkpoint give errors that name the file
   garbage[1] = 2;
   const auto legacy = write_bytes(temp.path() / "legacy.pth", garbage);
   CHECK(contains(checkpoint_error([&] { mtsam::read_pth(legacy); }), "legacy"));
+  // Read as a checkpoint of any kind, it is still named as the legacy format, not as a broken
+  // safetensors file.
+  CHECK(contains(checkpoint_error([&] { mtsam::read_checkpoint(legacy); }), "legacy"));
 
   CHECK(contains(checkpoint_error([&] { mtsam::read_pth(temp.path() / "absent.pth"); }),
                  "absent.pth"));
 }
 
-TEST_CASE("a checkpoint whose pickle program is damaged is refused") {
+TEST_CASE("a checkpoint whose pickle program is damaged is refused" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -108,7 +113,8 @@ TEST_CASE("a checkpoint whose pickle program is damaged is refused") {
   checkpoint_error([&] { mtsam::read_pth(path); });
 }
 
-TEST_CASE("missing, unexpected and mis-shaped keys are all listed, and nothing is copied") {
+TEST_CASE("missing, unexpected and mis-shaped keys are all listed, and nothing is copied" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -158,7 +164,8 @@ TEST_CASE("missing, unexpected and mis-shaped keys are all listed, and nothing i
   CHECK(torch::equal(sam->image_encoder->pos_embed, good["image_encoder.pos_embed"]));
 }
 
-TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank mapping") {
+TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank mapping" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -195,7 +202,8 @@ TEST_CASE("a reference state dict with other ToRA ranks is refused with the rank
                  "lora-stl"));
 }
 
-TEST_CASE("any cut or flipped byte of a checkpoint gives a checkpoint or a CheckpointError") {
+TEST_CASE("any cut or flipped byte of a checkpoint gives a checkpoint or a CheckpointError" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;

@@ -80,6 +80,28 @@ TEST_CASE("the trainable set is the adapters, the norms, the task embeddings and
   }
 }
 
+TEST_CASE("a task per image agrees with every task at once, with SAM's window padding too") {
+  for (const bool project_padding : {false, true}) {
+    CAPTURE(project_padding);
+    torch::manual_seed(8);
+    mtsam::MTSAM model(tiny_options(tora::Method::tora).project_padding(project_padding));
+    torch::NoGradGuard no_grad;
+    for (auto& item : model->named_parameters()) {
+      if (item.key().find(".adapter.") != std::string::npos) {
+        item.value().normal_(0.0, 0.2);
+      }
+    }
+    model->eval();
+    const auto images = torch::randn({3, 3, 64, 64});
+    const auto all = model->encode_all(images);  // [T, B, C, h, w]
+    const auto mixed = model->encode_per_image(images, torch::tensor({1, 0, 1}, torch::kLong));
+    CHECK(max_abs_diff(mixed[0], all[1][0]) < 1e-5);
+    CHECK(max_abs_diff(mixed[1], all[0][1]) < 1e-5);
+    CHECK(max_abs_diff(mixed[2], all[1][2]) < 1e-5);
+    CHECK(max_abs_diff(all[0], all[1]) > 1e-3);
+  }
+}
+
 TEST_CASE("every tora method trains in place of ToRA and stacked tasks match tasks one by one") {
   for (const auto method : tora::all_methods) {
     CAPTURE(tora::to_string(method));
@@ -129,7 +151,8 @@ TEST_CASE("every tora method trains in place of ToRA and stacked tasks match tas
   }
 }
 
-TEST_CASE("MTSAM built from a SAM checkpoint copies the decoder and no_mask_embed per task") {
+TEST_CASE("MTSAM built from a SAM checkpoint copies the decoder and no_mask_embed per task" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -159,7 +182,8 @@ TEST_CASE("MTSAM built from a SAM checkpoint copies the decoder and no_mask_embe
   CHECK(max_abs_diff(model->dense_pe(), io["image_pe"]) < 1e-6);
 }
 
-TEST_CASE("an encoder smaller than the checkpoint gets resized position tables") {
+TEST_CASE("an encoder smaller than the checkpoint gets resized position tables" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;

@@ -32,7 +32,8 @@ std::optional<Fixture> load_fixture() {
 
 }  // namespace
 
-TEST_CASE("mtsam_tiny loaded from the reference state dict reproduces every task's outputs") {
+TEST_CASE("mtsam_tiny loaded from the reference state dict reproduces every task's outputs" *
+          doctest::test_suite("fixtures")) {
   auto fixture = load_fixture();
   if (!fixture) {
     return;
@@ -58,7 +59,8 @@ TEST_CASE("mtsam_tiny loaded from the reference state dict reproduces every task
   }
 }
 
-TEST_CASE("all tasks in one stacked call equal the tasks run one by one, for a batch of two") {
+TEST_CASE("all tasks in one stacked call equal the tasks run one by one, for a batch of two" *
+          doctest::test_suite("fixtures")) {
   auto fixture = load_fixture();
   if (!fixture) {
     return;
@@ -89,7 +91,8 @@ TEST_CASE("all tasks in one stacked call equal the tasks run one by one, for a b
   CHECK(max_abs_diff(mixed[1], all[0][1]) < 1e-5);
 }
 
-TEST_CASE("inference with merged per-task weights equals the unmerged model") {
+TEST_CASE("inference with merged per-task weights equals the unmerged model" *
+          doctest::test_suite("fixtures")) {
   auto fixture = load_fixture();
   if (!fixture) {
     return;
@@ -110,4 +113,40 @@ TEST_CASE("inference with merged per-task weights equals the unmerged model") {
   }
   model->unmerge();
   CHECK(torch::equal(model->image_encoder->qkv(0)->weight, base));
+}
+
+TEST_CASE("the reference form of the regulariser equals the reference's formula on its tensors" *
+          doctest::test_suite("fixtures")) {
+  auto fixture = load_fixture();
+  if (!fixture) {
+    return;
+  }
+  // Written out on the reference state dict as the reference code names it: td_U1 [in, R1],
+  // td_U2 [rows, R2], td_G [R1, R2, R3]; the mean of ||M'M - I||_F over U1, U2 and every G_l.
+  const auto dir = mtsam::test::fixtures_or_skip();
+  const auto state = mtsam::read_pth(*dir / "mtsam_tiny.pth");
+  const auto gram_residual = [](const torch::Tensor& m) {
+    const auto d = m.to(torch::kDouble);
+    return (d.t().mm(d) - torch::eye(d.size(1), d.options())).norm().item<double>();
+  };
+  double sum = 0.0;
+  int64_t terms = 0;
+  for (const auto& item : state) {
+    const auto& key = item.key();
+    const auto& tensor = item.value();
+    if (!key.ends_with(".td_G")) {
+      continue;
+    }
+    const auto prefix = key.substr(0, key.size() - 4);
+    sum += gram_residual(state[prefix + "td_U1"]) + gram_residual(state[prefix + "td_U2"]);
+    for (int64_t l = 0; l < tensor.size(2); ++l) {
+      sum += gram_residual(tensor.select(2, l));
+    }
+    terms += 2 + tensor.size(2);
+  }
+  REQUIRE(terms > 0);
+  const auto value =
+      tora::orthogonal_regularizer(*fixture->model, tora::RegularizerForm::reference);
+  MESSAGE("reference regulariser ", value.item<double>(), " expected ", sum / terms);
+  CHECK(value.item<double>() == doctest::Approx(sum / terms).epsilon(1e-5));
 }

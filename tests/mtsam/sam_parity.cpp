@@ -37,7 +37,8 @@ void check_sam_outputs(mtsam::Sam& sam, const std::filesystem::path& dir, const 
 
 }  // namespace
 
-TEST_CASE("sam_tiny loaded from the official .pth reproduces the reference outputs") {
+TEST_CASE("sam_tiny loaded from the official .pth reproduces the reference outputs" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -50,7 +51,8 @@ TEST_CASE("sam_tiny loaded from the official .pth reproduces the reference outpu
   check_sam_outputs(sam, *dir, "sam_tiny.pth");
 }
 
-TEST_CASE("sam_tiny loaded from the Hugging Face safetensors reproduces the reference outputs") {
+TEST_CASE("sam_tiny loaded from the Hugging Face safetensors reproduces the reference outputs" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -62,7 +64,8 @@ TEST_CASE("sam_tiny loaded from the Hugging Face safetensors reproduces the refe
   check_sam_outputs(sam, *dir, "sam_tiny_hf.safetensors");
 }
 
-TEST_CASE("the Hugging Face names map onto exactly the official names") {
+TEST_CASE("the Hugging Face names map onto exactly the official names" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;
@@ -77,7 +80,8 @@ TEST_CASE("the Hugging Face names map onto exactly the official names") {
   }
 }
 
-TEST_CASE("projecting the window padding or not gives the same encoder output") {
+TEST_CASE("projecting the window padding or not gives the same encoder output" *
+          doctest::test_suite("fixtures")) {
   const auto dir = mtsam::test::fixtures_or_skip();
   if (!dir) {
     return;

@@ -15,16 +15,7 @@
 
 namespace mtsam::test {
 
-/// The fixture folder, or nullopt after telling the test log why the test is skipped.
-inline std::optional<std::filesystem::path> fixtures_or_skip() {
-  auto dir = tora::test::fixture_dir();
-  if (!dir) {
-    MESSAGE(
-        "skipped: no reference fixture folder (set MTSAM_FIXTURES or provide "
-        "../shared/fixtures/reference)");
-  }
-  return dir;
-}
+using tora::test::fixtures_or_skip;
 
 inline nlohmann::json read_json(const std::filesystem::path& path) {
   std::ifstream in(path);

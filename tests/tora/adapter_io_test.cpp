@@ -4,9 +4,13 @@
 
 #include "tiny_adapters.hpp"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -104,6 +108,50 @@ TEST_CASE("saved adapters load back into a fresh, unmodified model and give the 
   CHECK(max_diff(run(fresh, x, 1), run(net, x, 1)) == 0.0);
 }
 
+TEST_CASE("Python reads the adapter files with safetensors and json alone") {
+#ifndef TORA_TEST_PYTHON
+  MESSAGE("skipped: no Python with safetensors and numpy was found at configure time");
+#else
+  auto net = adapted_net();
+  auto dir = scratch_dir("python");
+  tora::save_adapters(*net, dir);
+  const auto listing = dir.parent_path() / "tora_adapter_io_python.txt";
+  const std::string command = std::string("'") + TORA_TEST_PYTHON + "' '" + TORA_SOURCE_DIR +
+                              "/tests/tora/read_adapters.py' '" + dir.string() + "' > '" +
+                              listing.string() + "'";
+  REQUIRE(std::system(command.c_str()) == 0);
+
+  std::ifstream in(listing);
+  std::map<std::string, std::pair<std::string, double>> seen;
+  std::vector<std::string> layers;
+  for (std::string kind; in >> kind;) {
+    std::string name, value;
+    in >> name >> value;
+    if (kind == "tensor") {
+      double sum = 0.0;
+      in >> sum;
+      seen[name] = {value, sum};
+    } else {
+      layers.push_back(name + " " + value);
+    }
+  }
+  CHECK((layers == std::vector<std::string>{"first tora", "second terra", "head terra"}));
+  const auto file = tora::io::read_safetensors(dir / tora::adapter_tensors_file);
+  CHECK(seen.size() == file.tensors.size());
+  for (const auto& [name, tensor] : file.tensors) {
+    CAPTURE(name);
+    REQUIRE(seen.count(name) == 1);
+    std::string shape;
+    for (const auto d : tensor.sizes()) {
+      shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    }
+    CHECK(seen[name].first == shape);
+    CHECK(seen[name].second ==
+          doctest::Approx(tensor.to(torch::kDouble).sum().item<double>()).epsilon(1e-6));
+  }
+#endif
+}
+
 TEST_CASE("full fine-tuning saves the trained base weights of its layers only") {
   torch::manual_seed(42);
   Net net;
@@ -182,6 +230,55 @@ TEST_CASE("loading refuses adapters of the same shapes but other settings, and m
   CHECK_THROWS_WITH(tora::load_adapters(*more, first_dir),
                     doctest::Contains("layer 'second' of the model holds a terra adapter but "
                                       "the file has none for it"));
+}
+
+TEST_CASE("adapters of a user linear type load when the type is named, as for attach") {
+  torch::manual_seed(43);
+  tora::test::MyLinear user(6, 9);
+  torch::nn::Sequential model(user);
+  tora::attach<tora::test::MyLinearImpl>(*model, {"0"},
+                                         tora::test::tiny_config(tora::Method::tora));
+  tora::test::randomize(tora::adapted_layers(*model).at(0).adapter());
+  auto dir = scratch_dir("user_linear");
+  tora::save_adapters(*model, dir);
+
+  tora::test::MyLinear fresh_user(6, 9);
+  {
+    torch::NoGradGuard no_grad;
+    fresh_user->weight.copy_(user->named_parameters()["weight"]);
+  }
+  torch::nn::Sequential fresh(fresh_user);
+  CHECK_THROWS_WITH(tora::load_adapters(*fresh, dir),
+                    doctest::Contains("'0', which is not a linear layer of the model"));
+  tora::load_adapters<tora::test::MyLinearImpl>(*fresh, dir);
+  const auto x = torch::randn({4, 6});
+  for (int64_t t = 0; t < tora::test::tiny_tasks; ++t) {
+    tora::RoutingGuard a(*model, tora::Routing::single(t));
+    tora::RoutingGuard b(*fresh, tora::Routing::single(t));
+    CHECK(max_diff(model->forward(x), fresh->forward(x)) < 1e-6);
+  }
+}
+
+TEST_CASE("an adapter that an unmodified linear cannot hold is refused before anything changes") {
+  auto net = adapted_net();
+  auto dir = scratch_dir("hydra_on_plain");
+  tora::save_adapters(*net, dir);
+  // The file now says HydraLoRA for the plain `head` layer.
+  nlohmann::json config;
+  {
+    std::ifstream in(dir / tora::adapter_config_file);
+    in >> config;
+  }
+  for (auto& layer : config["layers"]) {
+    if (layer["target"] == "head") {
+      layer["config"]["method"] = "hydralora";
+    }
+  }
+  std::ofstream(dir / tora::adapter_config_file) << config.dump();
+  auto fresh = copy_base(net);
+  CHECK_THROWS_WITH(tora::load_adapters(*fresh, dir),
+                    doctest::Contains("hydralora adapter for 'head', an unmodified linear"));
+  CHECK(tora::adapted_layers(*fresh).empty());
 }
 
 TEST_CASE("cut or garbled adapter files give errors, never a crash") {

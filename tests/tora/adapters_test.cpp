@@ -55,7 +55,16 @@ TEST_CASE("initialisation follows each method's recipe") {
   CHECK(lora->B.abs().max().item<double>() == 0.0);
   CHECK(lora->scale() == 1.0);
 
+  auto stl = std::make_shared<tora::LoraStlImpl>(tora::LoraStlOptions(in, 32, 3).rank(8));
+  CHECK(stl->A.sizes() == torch::IntArrayRef({3, 8, in}));
+  CHECK(stl->A.abs().max().item<double>() <= 1.0 / 8.0 + 1e-7);
+  CHECK(stl->A.abs().max().item<double>() > 0.9 / 8.0);
+  CHECK(stl->B.abs().max().item<double>() == 0.0);
+  CHECK_FALSE(torch::equal(stl->A[0], stl->A[1]));  // each task draws its own A
+
   auto multi = std::make_shared<tora::MultiLoraImpl>(tora::MultiLoraOptions(in, 32).rank(4));
+  CHECK(multi->A.abs().max().item<double>() <= 1.0 / 8.0 + 1e-7);
+  CHECK(multi->A.abs().max().item<double>() > 0.9 / 8.0);
   CHECK(multi->B.abs().max().item<double>() <= 0.5 + 1e-7);  // 1/sqrt(4)
   CHECK(multi->B.abs().max().item<double>() > 0.0);
   CHECK(multi->scales.abs().max().item<double>() == 0.0);
@@ -63,12 +72,16 @@ TEST_CASE("initialisation follows each method's recipe") {
   auto terra = std::make_shared<tora::TerraImpl>(tora::TerraOptions(4096, 32, 3).rank(8));
   CHECK(terra->A.std().item<double>() == doctest::Approx(1.0 / 8.0).epsilon(0.02));
   CHECK(terra->Omega.sizes() == torch::IntArrayRef({3, 8, 8}));
+  CHECK(terra->Omega.abs().max().item<double>() == 0.0);
+  CHECK(terra->B.abs().max().item<double>() == 0.0);
   CHECK(torch::allclose(terra->coordinates, torch::tensor({1.0f / 3, 2.0f / 3, 1.0f})));
 
   auto tora_adapter =
       std::make_shared<tora::ToraImpl>(tora::ToraOptions(4096, 64, 3).p(8).q(8).v(2));
   CHECK(tora_adapter->G.abs().max().item<double>() == 0.0);
   CHECK(tora_adapter->U2.std().item<double>() == doctest::Approx(1.0).epsilon(0.03));
+  CHECK(tora_adapter->U1.std().item<double>() == doctest::Approx(1.0).epsilon(0.1));
+  CHECK(tora_adapter->U3.abs().min().item<double>() > 0.0);
   CHECK(tora_adapter->options.scaling() == 0.5);
   CHECK(tora_adapter->options.dropout() == 0.1);
 
@@ -217,27 +230,46 @@ TEST_CASE("stacked and per-row routings check the batch against the tasks") {
   CHECK_THROWS_WITH(run(layer, torch::randn({2, in_features}),
                         tora::Routing::per_row(torch::tensor({0, 1, 2}, torch::kLong))),
                     doctest::Contains("3 task ids but the input has 2 rows"));
-  CHECK_THROWS_WITH(layer->set_routing(tora::Routing::single(5)),
-                    doctest::Contains("routing names task 5"));
+  CHECK_THROWS_WITH(run(layer, torch::randn({4, in_features}),
+                        tora::Routing::per_row(torch::tensor({0, 1, 2}, torch::kLong))),
+                    doctest::Contains("or a multiple"));
+  // 6 rows for 3 ids: rows 2b and 2b + 1 belong to task ids[b].
+  const auto x = torch::randn({6, in_features});
+  const auto grouped =
+      run(layer, x, tora::Routing::per_row(torch::tensor({2, 0, 1}, torch::kLong)));
+  const std::vector<int64_t> tasks = {2, 0, 1};
+  for (int64_t b = 0; b < 3; ++b) {
+    const auto alone = run(layer, x.narrow(0, 2 * b, 2), tora::Routing::single(tasks[b]));
+    CHECK(torch::allclose(grouped.narrow(0, 2 * b, 2), alone, 1e-5, 1e-6));
+  }
+  CHECK_THROWS_WITH(
+      layer->set_routing(tora::Routing::single(5)),
+      doctest::Contains("AdaptedLinear [18, 12] with a lora-stl adapter: routing names task 5"));
   CHECK_THROWS_WITH(run(layer, torch::randn({in_features}), tora::Routing::stacked()),
                     doctest::Contains("[B, ..., in]"));
 }
 
 TEST_CASE("dropout on the adapter input acts in training mode only") {
-  auto config = tiny_config(tora::Method::lora);
-  config.dropout = 0.5;
-  torch::manual_seed(5);
-  auto layer = randomised_layer(config);
-  auto x = torch::randn({64, in_features});
-  auto eval_a = run(layer, x, tora::Routing::single(0));
-  auto eval_b = run(layer, x, tora::Routing::single(0));
-  CHECK(torch::equal(eval_a, eval_b));
-  layer->train();
-  auto train = run(layer, x, tora::Routing::single(0));
-  CHECK(max_diff(train, eval_a) > 1e-3);
-  // The base path is untouched by dropout: with the adapter off, train equals eval.
-  CHECK(torch::equal(run(layer, x, tora::Routing::base()),
-                     torch::linear(x, layer->weight, layer->bias)));
+  for (auto method : tora::all_methods) {
+    if (method == tora::Method::full) {
+      continue;  // no adapter input to drop
+    }
+    CAPTURE(name_of(method));
+    auto config = tiny_config(method);
+    config.dropout = 0.5;
+    torch::manual_seed(5);
+    auto layer = randomised_layer(config);
+    auto x = torch::randn({64, in_features});
+    auto eval_a = run(layer, x, tora::Routing::single(0));
+    auto eval_b = run(layer, x, tora::Routing::single(0));
+    CHECK(torch::equal(eval_a, eval_b));
+    layer->train();
+    auto train = run(layer, x, tora::Routing::single(0));
+    CHECK(max_diff(train, eval_a) > 1e-3);
+    // The base path is untouched by dropout: with the adapter off, train equals eval.
+    CHECK(torch::equal(run(layer, x, tora::Routing::base()),
+                       torch::linear(x, layer->weight, layer->bias)));
+  }
 }
 
 TEST_CASE("gradients reach the adapter and not the frozen base") {

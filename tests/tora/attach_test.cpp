@@ -34,18 +34,8 @@ bool is_adapter_name(const std::string& name) {
   return name.find(".adapter.") != std::string::npos;
 }
 
-/// A user linear module with torch::nn::Linear's surface, adapted through attach<...>.
-struct MyLinearImpl : torch::nn::Module {
-  MyLinearImpl(int64_t in, int64_t out) : options(in, out) {
-    weight = register_parameter("weight", torch::randn({out, in}) * 0.2);
-    bias = register_parameter("bias", torch::zeros({out}));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
-  torch::nn::LinearOptions options;
-  torch::Tensor weight;
-  torch::Tensor bias;
-};
-TORCH_MODULE(MyLinear);
+using tora::test::MyLinear;
+using tora::test::MyLinearImpl;
 
 /// A model written with tora in mind: AdaptedLinear members.
 struct BlockImpl : torch::nn::Module {

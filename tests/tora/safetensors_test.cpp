@@ -179,10 +179,10 @@ TEST_CASE("garbled files are reported with what was wrong") {
   check_read_fails(dir / "absent.safetensors", "cannot open");
 }
 
-TEST_CASE("the Hugging Face SAM fixture reads with its float32 tensors") {
-  auto dir = tora::test::fixture_dir();
+TEST_CASE("the Hugging Face SAM fixture reads with its float32 tensors" *
+          doctest::test_suite("fixtures")) {
+  auto dir = tora::test::fixtures_or_skip();
   if (!dir) {
-    MESSAGE("skipped: the reference fixtures are not available");
     return;
   }
   auto path = *dir / "sam_tiny_hf.safetensors";

@@ -26,6 +26,19 @@ inline AdapterConfig tiny_config(Method method) {
   return config;
 }
 
+/// A user linear module with torch::nn::Linear's surface, adapted through attach<MyLinearImpl>.
+struct MyLinearImpl : torch::nn::Module {
+  MyLinearImpl(int64_t in, int64_t out) : options(in, out) {
+    weight = register_parameter("weight", torch::randn({out, in}) * 0.2);
+    bias = register_parameter("bias", torch::zeros({out}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+  torch::nn::LinearOptions options;
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(MyLinear);
+
 /// Gives every parameter of `module` random values, so that every update is non-zero.
 inline void randomize(torch::nn::Module& module, double std = 0.3) {
   torch::NoGradGuard no_grad;

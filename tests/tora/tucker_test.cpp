@@ -4,6 +4,7 @@
 
 #include <Eigen/Dense>
 
+#include "eigen_reference.hpp"
 #include "tiny_adapters.hpp"
 
 #include <array>
@@ -12,6 +13,7 @@
 namespace {
 
 using tora::test::max_diff;
+using tora::test::to_eigen;
 
 /// A dense 3-way tensor for the reference computation, stored with the first index fastest.
 struct Tensor3 {
@@ -64,17 +66,6 @@ Tensor3 mode_product(const Tensor3& t, const Eigen::MatrixXd& u, int mode) {
   auto dims = t.dims;
   dims[mode] = u.rows();
   return fold(u * unfold(t, mode), mode, dims);
-}
-
-Eigen::MatrixXd to_eigen(const torch::Tensor& matrix) {
-  auto m = matrix.detach().to(torch::kDouble).contiguous();
-  Eigen::MatrixXd out(m.size(0), m.size(1));
-  for (int64_t i = 0; i < m.size(0); ++i) {
-    for (int64_t j = 0; j < m.size(1); ++j) {
-      out(i, j) = m[i][j].item<double>();
-    }
-  }
-  return out;
 }
 
 Tensor3 to_tensor3(const torch::Tensor& tensor) {
@@ -208,20 +199,24 @@ TEST_CASE("the orthogonal regulariser takes the paper's and the reference's form
             .v(2))));
     tora::test::randomize(*adapters.back(), 0.6);
   }
+  // The paper takes M'M - I for every factor and core slice. The reference code names the
+  // factors input side first, so its core slice is this one transposed: M M' - I for G_l.
   double paper = 0.0, norm_sum = 0.0;
   int terms = 0;
-  auto add = [&](const Eigen::MatrixXd& m) {
-    Eigen::MatrixXd r = m.transpose() * m - Eigen::MatrixXd::Identity(m.cols(), m.cols());
-    paper += r.squaredNorm();
-    norm_sum += r.norm();
+  auto add = [&](const Eigen::MatrixXd& m, bool core) {
+    auto gram = [](const Eigen::MatrixXd& a) {
+      return Eigen::MatrixXd(a.transpose() * a - Eigen::MatrixXd::Identity(a.cols(), a.cols()));
+    };
+    paper += gram(m).squaredNorm();
+    norm_sum += core ? gram(m.transpose()).norm() : gram(m).norm();
     ++terms;
   };
   for (const auto& a : adapters) {
-    add(to_eigen(a->U1));
-    add(to_eigen(a->U2));
+    add(to_eigen(a->U1), false);
+    add(to_eigen(a->U2), false);
     auto g = to_tensor3(a->G);
     for (int64_t l = 0; l < g.dims[2]; ++l) {
-      add(dense_slice(g, l));
+      add(dense_slice(g, l), true);
     }
   }
   REQUIRE(terms == 2 * (2 + 2));

@@ -111,6 +111,7 @@ TEST_CASE("mtsam refuses bad arguments with one clear line and a non-zero status
       {"train -c '" + config.string() + "' -m lorax", "lorax"},
       {"train -c '" + config.string() + "' -o '" + (blocker / "run").string() + "'",
        "cannot be created"},
+      {"train -c '" + config.string() + "' --require-improvement", "train.eval_before = true"},
       {"eval '" + (dir.path / "nothing").string() + "'", "neither a checkpoint folder"},
       {"info -c '" + config.string() + "' --methods lorax", "lorax"},
   };
@@ -145,6 +146,18 @@ TEST_CASE("mtsam trains, evaluates, predicts, merges and counts on a tiny config
   CHECK(trained.out.find("Test metrics") != std::string::npos);
   CHECK(std::filesystem::is_regular_file(run / "report.html"));
   CHECK(std::filesystem::is_regular_file(run / "results.json"));
+
+  // Asked to improve every task, a run whose only step has learning rate 0 (the warm-up's
+  // first) changes nothing, so it fails with status 4 and says why.
+  const auto required =
+      run_cli("train -c '" + config.string() + "' -o '" + (dir.path / "required").string() +
+                  "' -s train.eval_before=true -s train.warmup_ratio=0.5 -s train.max_steps=1 "
+                  "--require-improvement",
+              dir);
+  CHECK(required.status == 4);
+  CHECK(required.out.find("Not every task improved.") != std::string::npos);
+  CHECK(required.err.find("not every task improved over the evaluation before") !=
+        std::string::npos);
 
   const auto evaluated = run_cli("eval '" + run.string() + "'", dir);
   CHECK_MESSAGE(evaluated.status == 0, evaluated.err);

@@ -64,6 +64,35 @@ TEST_CASE("a short training run lowers the test loss of every task") {
   CHECK(std::filesystem::is_regular_file(dir.path / "log.jsonl"));
 }
 
+TEST_CASE("without task weights of its own, the trainer weighs tasks by their specs") {
+  auto weighted_specs = tiny_specs();
+  weighted_specs[2].loss_weight = 4.0;
+  TempDir by_spec_dir("by_spec");
+  auto by_spec_model = tiny_model(2);
+  Trainer by_spec(tiny_options(by_spec_dir.path).epochs(1).task_weights({}), by_spec_model,
+                  task_heads(weighted_specs), tiny_source(6, 1), tiny_source(2, 2));
+  REQUIRE(by_spec.run().status == RunStatus::finished);
+  TempDir given_dir("given");
+  auto given_model = tiny_model(2);
+  Trainer given(tiny_options(given_dir.path).epochs(1).task_weights({1.0, 1.0, 4.0}), given_model,
+                task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
+  REQUIRE(given.run().status == RunStatus::finished);
+  TempDir equal_dir("equal");
+  auto equal_model = tiny_model(2);
+  Trainer equal(tiny_options(equal_dir.path).epochs(1).task_weights({}), equal_model,
+                task_heads(tiny_specs()), tiny_source(6, 1), tiny_source(2, 2));
+  REQUIRE(equal.run().status == RunStatus::finished);
+  const auto a = trainable(by_spec_model);
+  const auto b = trainable(given_model);
+  const auto c = trainable(equal_model);
+  bool differs_from_equal = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK_MESSAGE(torch::equal(a[i].second, b[i].second), a[i].first);
+    differs_from_equal = differs_from_equal || !torch::equal(a[i].second, c[i].second);
+  }
+  CHECK(differs_from_equal);
+}
+
 TEST_CASE("checkpoints hold the trainable parameters only") {
   TempDir dir("trainable");
   auto model = tiny_model(1);
@@ -86,19 +115,33 @@ TEST_CASE("a run stopped and resumed ends with the same numbers as one that was 
   REQUIRE(expected.status == RunStatus::finished);
   REQUIRE(expected.steps == 6);
 
-  // Step 3 stops in the middle of the second epoch, step 4 at its end.
-  for (int64_t stop_at : {3, 4}) {
+  // Step 3 stops in the middle of the second epoch, step 4 at its end, and the third stop comes
+  // in the middle of the evaluation after step 4.
+  const std::vector<std::pair<int64_t, bool>> stops = {{3, false}, {4, false}, {4, true}};
+  for (const auto& stop : stops) {
+    const int64_t stop_at = stop.first;
+    const bool while_evaluating = stop.second;
     CAPTURE(stop_at);
+    CAPTURE(while_evaluating);
     TempDir dir("resumed");
     TrainerCallbacks stopper;
     int64_t steps_seen = 0;
-    stopper.on_step = [&](const StepRecord& s) { steps_seen = s.step; };
-    stopper.should_stop = [&] { return steps_seen == stop_at; };
+    bool evaluating = false;
+    stopper.on_step = [&](const StepRecord& s) {
+      steps_seen = s.step;
+      evaluating = false;
+    };
+    stopper.on_evaluation_progress = [&](int64_t done, int64_t total) {
+      evaluating = done < total;
+    };
+    stopper.should_stop = [&] { return steps_seen == stop_at && evaluating == while_evaluating; };
     Trainer first(tiny_options(dir.path), tiny_model(3), task_heads(tiny_specs()),
                   tiny_source(10, 1), tiny_source(4, 2), stopper);
     const auto stopped = first.run();
     REQUIRE(stopped.status == RunStatus::interrupted);
     CHECK(stopped.steps == stop_at);
+    CHECK((stopped.message.find("while evaluating") != std::string::npos) == while_evaluating);
+    CHECK(stopped.evaluations.size() == 1);  // after step 2; the one after step 4 is pending
 
     // A fresh model, as a new process would build it, then resumed.
     auto resumed_model = tiny_model(3);

@@ -44,6 +44,18 @@ inline torch::Tensor as_chw(const torch::Tensor& t, int64_t channels, const std:
   return f.contiguous();
 }
 
+/// A normal map `[H, W, 3]` as float32 `[3, H, W]`: floats as they are (non-finite values
+/// become 0, invalid); uint8 arrays as the usual picture encoding n = 2 v / 255 - 1, where a
+/// pixel of three zero bytes is invalid (0, 0, 0).
+inline torch::Tensor as_normals(const torch::Tensor& t, const std::string& where) {
+  torch::Tensor f = as_chw(t, 3, where);
+  if (t.scalar_type() != torch::kUInt8) {
+    return f.nan_to_num(0.0, 0.0, 0.0);
+  }
+  const auto invalid = f.sum(0, true).eq(0);
+  return (f * 2.0f - 1.0f).masked_fill(invalid, 0.0f).contiguous();
+}
+
 /// A segmentation array as int64 `[H, W]`; values outside [0, classes) become `ignore`.
 inline torch::Tensor as_label(const torch::Tensor& t, int64_t classes, int64_t ignore,
                               const std::string& where) {
@@ -148,7 +160,7 @@ class NpyTaskFolder {
           t = as_depth(raw, where);
           break;
         case TaskKind::normals:
-          t = as_chw(raw, 3, where).nan_to_num(0.0, 0.0, 0.0);
+          t = as_normals(raw, where);
           break;
         case TaskKind::saliency:
           t = as_hw(raw, where).to(torch::kFloat32).unsqueeze(0);

@@ -36,8 +36,16 @@ class SegmentationMetric {
     const torch::Tensor t = target.to(torch::kInt64).flatten();
     const torch::Tensor p = labels.to(torch::kInt64).flatten();
     const torch::Tensor keep = t.ge(0).logical_and(t.lt(classes_));
-    const torch::Tensor codes =
-        t.masked_select(keep) * classes_ + p.masked_select(keep).clamp(0, classes_ - 1);
+    const torch::Tensor kept = p.masked_select(keep);
+    if (pred.dim() == target.dim() && kept.numel() > 0) {
+      // Given labels (not logits) may hold anything: one out of range would be miscounted.
+      const auto range = torch::stack({kept.min(), kept.max()}).cpu();
+      TORCH_CHECK(range[0].item<int64_t>() >= 0 && range[1].item<int64_t>() < classes_,
+                  "SegmentationMetric: predicted labels must be in [0, ", classes_,
+                  ") where the target is valid, got values from ", range[0].item<int64_t>(), " to ",
+                  range[1].item<int64_t>());
+    }
+    const torch::Tensor codes = t.masked_select(keep) * classes_ + kept;
     confusion_ += torch::bincount(codes, {}, classes_ * classes_).view({classes_, classes_}).cpu();
   }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,15 @@ struct EvaluateOptions {
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   /// Called after each batch with (samples done, samples in all).
   TORCH_ARG(std::function<void(int64_t, int64_t)>, progress) = nullptr;
+  /// Polled after each batch; true abandons the evaluation with `EvaluationInterrupted`.
+  TORCH_ARG(std::function<bool()>, should_stop) = nullptr;
+};
+
+/// Thrown by `evaluate` when its `should_stop` asked to stop: no figures were made.
+struct EvaluationInterrupted : std::runtime_error {
+  explicit EvaluationInterrupted(int64_t done, int64_t total)
+      : std::runtime_error("the evaluation was stopped after " + std::to_string(done) + " of " +
+                           std::to_string(total) + " samples") {}
 };
 
 /// Runs `model` in eval mode without gradients over `split` (epoch 0, so without augmentation
@@ -66,6 +76,9 @@ inline Evaluation evaluate(const TrainableModel& model, const std::vector<TaskHe
     }
     if (options.progress()) {
       options.progress()(end, count);
+    }
+    if (end < count && options.should_stop() && options.should_stop()()) {
+      throw EvaluationInterrupted(end, count);
     }
   }
 

@@ -37,7 +37,8 @@ struct TrainerOptions {
   TORCH_ARG(double, warmup_ratio) = 0.05;
   /// Weight lambda of the orthogonal regulariser in the total loss.
   TORCH_ARG(double, regularizer_weight) = 1.0;
-  /// Weight of each task's loss, normalised by their sum; empty means equal weights.
+  /// Weight of each task's loss, normalised by their sum; empty takes each task's reference
+  /// weight (`data::TaskSpec::loss_weight`: NYUv2 1, 1, 4; 1 elsewhere).
   TORCH_ARG(std::vector<double>, task_weights) = {};
   /// Clip the global gradient norm to this value; 0 disables clipping.
   TORCH_ARG(double, max_grad_norm) = 0.0;

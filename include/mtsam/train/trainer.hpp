@@ -75,7 +75,8 @@ struct TrainerCallbacks {
   std::function<void(int64_t, int64_t)> on_evaluation_progress;
   /// After a checkpoint folder is written.
   std::function<void(const std::filesystem::path&)> on_checkpoint;
-  /// Polled after every optimiser step; true saves the state and ends the run.
+  /// Polled after every optimiser step and after every evaluation batch; true saves the state
+  /// and ends the run (an evaluation it cut short is made again on resume).
   std::function<bool()> should_stop;
 };
 
@@ -153,9 +154,12 @@ class Trainer {
 
  private:
   std::vector<double> normalised_weights() const {
+    // Without weights of the caller's, each task's reference weight (NYUv2: 1, 1, 4).
     std::vector<double> weights = options_.task_weights();
     if (weights.empty()) {
-      weights.assign(heads_.size(), 1.0);
+      for (const auto& head : heads_) {
+        weights.push_back(head.spec.loss_weight);
+      }
     }
     double sum = 0.0;
     for (double w : weights) {

@@ -52,7 +52,8 @@ inline std::vector<BlockRun> block_runs(const std::vector<bool>& blocks, int64_t
     }
     adapter_rows += size;
   }
-  TORCH_CHECK(!runs.empty(), "output_blocks must enable at least one block");
+  TORCH_CHECK(!runs.empty(), "output_blocks must enable at least one of its ", count,
+              " blocks, got none enabled");
   return runs;
 }
 

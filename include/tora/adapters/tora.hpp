@@ -132,8 +132,10 @@ class ToraImpl : public AdapterBase {
   }
 
   /// The matrices whose norms make the orthogonal regulariser, in float32:
-  /// U1'U1 - I, U2'U2 - I, and G_l'G_l - I for every l (G_l = G[:, :, l]).
-  std::vector<torch::Tensor> orthogonality_residuals() const {
+  /// U1'U1 - I, U2'U2 - I, and per l (G_l = G[:, :, l] [p, q]) G_l'G_l - I [q, q], the paper's
+  /// term. With `core_rows`, G_l G_l' - I [p, p] instead: the reference code names the factors
+  /// input side first, so its G_l is this G_l transposed and its G_l'G_l is this G_l G_l'.
+  std::vector<torch::Tensor> orthogonality_residuals(bool core_rows = false) const {
     auto u1 = U1.to(torch::kFloat);
     auto u2 = U2.to(torch::kFloat);
     auto g = G.to(torch::kFloat);
@@ -142,7 +144,8 @@ class ToraImpl : public AdapterBase {
                                             u2.t().mm(u2) - eye(options.q())};
     for (int64_t l = 0; l < options.v(); ++l) {
       auto slice = g.select(2, l);
-      residuals.push_back(slice.t().mm(slice) - eye(options.q()));
+      residuals.push_back(core_rows ? slice.mm(slice.t()) - eye(options.p())
+                                    : slice.t().mm(slice) - eye(options.q()));
     }
     return residuals;
   }

@@ -122,8 +122,9 @@ inline void save_adapters(const torch::nn::Module& module, const std::filesystem
 /// config), so a fresh, unmodified model can be loaded into. Everything is checked before any
 /// value changes: a missing, unexpected or mis-shaped tensor, a method that differs from the
 /// model's, a cut or corrupt file all throw std::runtime_error naming the key (and both
-/// shapes) or the file.
-inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesystem::path& dir) {
+/// shapes) or the file. `Extra` names the model's own linear module types, as for attach().
+template <LinearModule... Extra>
+nlohmann::json load_adapters(torch::nn::Module& module, const std::filesystem::path& dir) {
   nlohmann::json config;
   {
     const auto json_path = dir / adapter_config_file;
@@ -157,7 +158,7 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
   for (auto& layer : adapted_layers(module)) {
     existing.emplace(layer.name(), layer);
   }
-  auto candidates = detail::linear_candidates<>(module);
+  auto candidates = detail::linear_candidates<Extra...>(module);
   for (const auto& entry : config["layers"]) {
     Plan plan;
     try {
@@ -202,9 +203,9 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
         }
         return {};
       };
-      bool known = false;
+      const detail::LinearCandidate* known = nullptr;
       for (const auto& candidate : candidates) {
-        known = known || candidate.name == plan.target;
+        known = candidate.name == plan.target ? &candidate : known;
       }
       auto weight = param_of("weight");
       if (!known || !weight.defined() || weight.dim() != 2) {
@@ -215,6 +216,12 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
         detail::load_error(dir, "the file adapts '" + plan.target +
                                     "', which is not a linear layer of the model; linear layers: " +
                                     detail::join(names));
+      }
+      if (known->rebinding && !is_mergeable(plan.config.method)) {
+        detail::load_error(dir, "the file holds a " + std::string(to_string(plan.config.method)) +
+                                    " adapter for '" + plan.target +
+                                    "', an unmodified linear module, which cannot hold one "
+                                    "(declare it as tora::AdaptedLinear)");
       }
       auto scratch = make_adapter(plan.config, weight.size(1), weight.size(0));
       wanted = detail::layer_tensors(plan.target, *scratch, weight, param_of("bias"));
@@ -252,7 +259,7 @@ inline nlohmann::json load_adapters(torch::nn::Module& module, const std::filesy
 
   for (const auto& plan : plans) {
     if (plan.attach) {
-      attach(module, {plan.target}, plan.config);
+      attach<Extra...>(module, {plan.target}, plan.config);
     }
   }
   for (auto& layer : adapted_layers(module)) {

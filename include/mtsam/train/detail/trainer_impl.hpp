@@ -96,7 +96,8 @@ inline Evaluation Trainer::evaluate_now() {
                                  .batch_size(options_.eval_batch_size())
                                  .max_samples(options_.max_eval_samples())
                                  .device(options_.device())
-                                 .progress(callbacks_.on_evaluation_progress));
+                                 .progress(callbacks_.on_evaluation_progress)
+                                 .should_stop(callbacks_.should_stop));
   model_.module->train();
   return evaluation;
 }
@@ -277,10 +278,24 @@ inline TrainResult Trainer::run() {
     return result;
   };
 
+  // An evaluation stopped by should_stop is left pending in the saved state and made on resume.
+  const auto stopped_evaluating = [&] {
+    state_.pending_evaluation = true;
+    save_checkpoint(optimizer);
+    return finish(RunStatus::interrupted,
+                  "stopped while evaluating at step " + std::to_string(state_.step) + " of " +
+                      std::to_string(limit) + "; the state is saved in '" +
+                      checkpoint_dir("last").string() + "', resume to continue");
+  };
+
   if ((options_.eval_before() && state_.step == 0 && evaluations_.empty()) ||
       state_.pending_evaluation) {
     state_.pending_evaluation = false;
-    record_evaluation(evaluate_now());
+    try {
+      record_evaluation(evaluate_now());
+    } catch (const EvaluationInterrupted&) {
+      return stopped_evaluating();
+    }
     save_checkpoint(optimizer);
     update_report("running: step " + std::to_string(state_.step) + " of " + std::to_string(limit));
   }
@@ -386,7 +401,11 @@ inline TrainResult Trainer::run() {
                         checkpoint_dir("last").string() + "', resume to continue");
     }
     if (evaluation_due) {
-      record_evaluation(evaluate_now());
+      try {
+        record_evaluation(evaluate_now());
+      } catch (const EvaluationInterrupted&) {
+        return stopped_evaluating();
+      }
     }
     if (at_epoch_end || done) {
       save_checkpoint(optimizer);
