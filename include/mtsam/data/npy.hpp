@@ -43,6 +43,9 @@ inline std::vector<char> read_file_bytes(const std::filesystem::path& path, std:
   in.seekg(0, std::ios::end);
   const auto size = static_cast<std::streamoff>(in.tellg());
   in.seekg(0, std::ios::beg);
+  if (size < 0) {
+    throw std::runtime_error("cannot tell the size of " + std::string(what) + " " + path.string());
+  }
   std::vector<char> bytes(static_cast<size_t>(size));
   if (size > 0 && !in.read(bytes.data(), size)) {
     throw std::runtime_error("cannot read " + std::string(what) + " " + path.string());
