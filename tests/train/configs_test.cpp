@@ -56,7 +56,9 @@ TEST_CASE("the quick start configuration loads and fine-tunes from its cached ba
 }
 
 TEST_CASE("NYUv2's tasks carry the reference loss weights 1, 1, 4") {
-  const auto specs = mtsam::train::experiment_tasks(mtsam::train::DataConfig{.dataset = "nyuv2"});
+  mtsam::train::DataConfig data;
+  data.dataset = "nyuv2";
+  const auto specs = mtsam::train::experiment_tasks(data);
   REQUIRE(specs.size() == 3);
   CHECK(specs[0].loss_weight == 1.0);
   CHECK(specs[1].loss_weight == 1.0);

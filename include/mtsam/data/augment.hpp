@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -73,10 +74,14 @@ class SharedEpoch {
   std::shared_ptr<std::atomic<int64_t>> value_;
 };
 
+/// The NYUv2 reference's crop scales.
+inline constexpr std::array<double, 3> kReferenceScales = {1.0, 1.2, 1.5};
+
 /// Options of `scale_crop_flip`.
 struct AugmentOptions {
-  /// Scales to draw from, uniformly; 1 keeps the whole image.
-  TORCH_ARG(std::vector<double>, scales) = std::vector<double>{1.0, 1.2, 1.5};
+  /// Scales to draw from, uniformly; 1 keeps the whole image. {1, 1.2, 1.5}.
+  TORCH_ARG(std::vector<double>, scales) = std::vector<double>(kReferenceScales.begin(),
+                                                               kReferenceScales.end());
   /// Probability of the horizontal flip.
   TORCH_ARG(double, flip_probability) = 0.5;
   /// Divide depth by the scale (the reference does, for NYUv2 and CityScapes alike).

@@ -6,6 +6,7 @@
 
 #include <mtsam/data/tasks.hpp>
 #include <mtsam/train/checkpoint.hpp>
+#include <mtsam/train/detail/number_text.hpp>
 #include <mtsam/train/pictures.hpp>
 #include <mtsam/train/records.hpp>
 #include <mtsam/train/svg.hpp>
@@ -15,7 +16,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -75,9 +75,7 @@ inline std::string metric_cell(const std::vector<TaskEvaluation>& tasks, const s
 }
 
 inline std::string percent(double fraction) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%+.2f%%", 100.0 * fraction);
-  return buffer;
+  return fixed_text(100.0 * fraction, 2, true) + "%";
 }
 
 }  // namespace detail

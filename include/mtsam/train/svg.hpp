@@ -2,9 +2,10 @@
 
 /// Line charts as self-contained SVG (no scripts, no external resources), for the HTML report.
 
+#include <mtsam/train/detail/number_text.hpp>
+
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -50,9 +51,7 @@ inline std::string escape_html(std::string_view text) {
 namespace detail {
 
 inline std::string format_number(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.4g", value);
-  return buffer;
+  return general_text(value, 4);
 }
 
 /// About `count` round tick values covering [low, high].

@@ -5,10 +5,10 @@
 /// (mIoU, pixel accuracy, the "within t degrees" shares, maxF) are shown in percent.
 
 #include <mtsam/data/tasks.hpp>
+#include <mtsam/train/detail/number_text.hpp>
 #include <mtsam/train/records.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,13 +47,7 @@ inline std::string pad(const std::string& text, size_t width, bool left) {
 }
 
 inline std::string cell(double value, const std::string& metric) {
-  char buffer[32];
-  if (is_percentage(metric)) {
-    std::snprintf(buffer, sizeof(buffer), "%.2f", 100.0 * value);
-  } else {
-    std::snprintf(buffer, sizeof(buffer), "%.4g", value);
-  }
-  return buffer;
+  return is_percentage(metric) ? fixed_text(100.0 * value, 2) : general_text(value, 4);
 }
 
 }  // namespace detail
@@ -114,15 +108,14 @@ inline std::string results_table(const std::vector<data::TaskSpec>& specs,
       }
       line.push_back(text);
     }
-    char buffer[32];
     if (with_params) {
-      std::snprintf(buffer, sizeof(buffer), "%.3f",
-                    row.parameters ? static_cast<double>(*row.parameters) / 1e6 : 0.0);
-      line.push_back(row.parameters ? buffer : "-");
+      line.push_back(row.parameters
+                         ? detail::fixed_text(static_cast<double>(*row.parameters) / 1e6, 3)
+                         : std::string("-"));
     }
     if (with_delta) {
-      std::snprintf(buffer, sizeof(buffer), "%+.2f%%", row.delta_b ? 100.0 * *row.delta_b : 0.0);
-      line.push_back(row.delta_b ? buffer : "-");
+      line.push_back(row.delta_b ? detail::fixed_text(100.0 * *row.delta_b, 2, true) + "%"
+                                 : std::string("-"));
     }
     grid.push_back(line);
   }

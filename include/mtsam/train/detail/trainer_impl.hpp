@@ -2,72 +2,12 @@
 
 /// The body of `mtsam::train::Trainer` (declared in <mtsam/train/trainer.hpp>).
 
+#include <mtsam/train/detail/run_checks.hpp>
 #include <mtsam/train/trainer.hpp>
 
 #include <fstream>
-#include <set>
 
 namespace mtsam::train {
-
-namespace detail {
-
-inline std::string format_value(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.6g", value);
-  return buffer;
-}
-
-/// The name of the first parameter whose gradient holds a NaN or an infinity, if any; one
-/// synchronisation with the device for all of them.
-inline std::optional<std::string> first_non_finite_gradient(
-    const std::vector<std::pair<std::string, torch::Tensor>>& parameters) {
-  std::vector<torch::Tensor> finite;
-  std::vector<const std::string*> names;
-  for (const auto& [name, tensor] : parameters) {
-    if (tensor.grad().defined()) {
-      finite.push_back(torch::isfinite(tensor.grad()).all());
-      names.push_back(&name);
-    }
-  }
-  if (finite.empty()) {
-    return std::nullopt;
-  }
-  const auto flags = torch::stack(finite).cpu();
-  const auto* flag = flags.data_ptr<bool>();
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (!flag[i]) {
-      return *names[i];
-    }
-  }
-  return std::nullopt;
-}
-
-/// "batch_size was 4, now 8; adapter.p was ..." for the keys of `now` whose values differ,
-/// descending into objects (dotted names) and skipping the top-level keys in `skip`.
-inline std::string option_differences(const nlohmann::json& saved, const nlohmann::json& now,
-                                      const std::set<std::string>& skip = {},
-                                      const std::string& prefix = "") {
-  std::string text;
-  for (const auto& item : now.items()) {
-    if (skip.count(item.key()) != 0) {
-      continue;
-    }
-    const auto was = saved.is_object() && saved.contains(item.key()) ? saved.at(item.key())
-                                                                     : nlohmann::json(nullptr);
-    std::string part;
-    if (was.is_object() && item.value().is_object()) {
-      part = option_differences(was, item.value(), {}, prefix + item.key() + ".");
-    } else if (was != item.value()) {
-      part = prefix + item.key() + " was " + was.dump() + ", now " + item.value().dump();
-    }
-    if (!part.empty()) {
-      text += (text.empty() ? "" : "; ") + part;
-    }
-  }
-  return text;
-}
-
-}  // namespace detail
 
 inline void Trainer::record_evaluation(Evaluation evaluation) {
   evaluation.step = state_.step;
@@ -327,7 +267,7 @@ inline TrainResult Trainer::run() {
             optimizer.zero_grad();
             return finish(RunStatus::diverged,
                           diverged_message("the loss of task '" + heads_[t].spec.name + "'",
-                                           detail::format_value(value)));
+                                           detail::general_text(value, 6)));
           }
           task_losses[t] += value * share;
           loss = loss.defined() ? loss + weights[t] * task_loss : weights[t] * task_loss;
@@ -341,7 +281,7 @@ inline TrainResult Trainer::run() {
         if (!std::isfinite(regularizer)) {
           optimizer.zero_grad();
           return finish(RunStatus::diverged,
-                        diverged_message("the regulariser", detail::format_value(regularizer)));
+                        diverged_message("the regulariser", detail::general_text(regularizer, 6)));
         }
         if (options_.regularizer_weight() > 0.0) {
           (options_.regularizer_weight() * value).backward();
@@ -417,7 +357,7 @@ inline TrainResult Trainer::run() {
   }
   return finish(RunStatus::finished, std::to_string(state_.step) + " steps, " +
                                          std::to_string(state_.epoch) + " epochs, " +
-                                         detail::format_value(seconds()) + " s");
+                                         detail::general_text(seconds(), 6) + " s");
 }
 
 inline std::string Trainer::diverged_message(const std::string& subject,
