@@ -39,6 +39,21 @@ std::vector<std::pair<std::string, torch::Tensor>> trainable(const TrainableMode
   return named_trainable(*model.module);
 }
 
+/// Trains with `heads` on 10 samples in batches of 5 (two steps an epoch, a checkpoint after
+/// step 2), setting `*poisoned` once step 3 is done, and expects the run to diverge at step 4.
+TrainResult run_poisoned_from_step_4(const std::filesystem::path& dir, const TrainableModel& model,
+                                     const std::vector<TaskHead>& heads,
+                                     const std::shared_ptr<bool>& poisoned) {
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [poisoned](const StepRecord& s) { *poisoned = s.step == 3; };
+  Trainer trainer(tiny_options(dir).batch_size(5).grad_accumulation(1), model, heads,
+                  tiny_source(10, 1), tiny_source(2, 2), callbacks);
+  auto result = trainer.run();
+  REQUIRE(result.status == RunStatus::diverged);
+  CHECK(result.steps == 3);
+  return result;
+}
+
 }  // namespace
 
 TEST_CASE("a short training run lowers the test loss of every task") {
@@ -258,15 +273,8 @@ TEST_CASE(
     auto loss = mtsam::losses::depth_loss(output, target);
     return *poisoned ? loss * std::nan("") : loss;
   };
-  TrainerCallbacks callbacks;
-  callbacks.on_step = [poisoned](const StepRecord& s) { *poisoned = s.step == 3; };
   auto model = tiny_model(1);
-  // 10 samples, batch 5, no accumulation: two steps per epoch, a checkpoint after step 2.
-  Trainer trainer(tiny_options(dir.path).batch_size(5).grad_accumulation(1), model, heads,
-                  tiny_source(10, 1), tiny_source(2, 2), callbacks);
-  const auto result = trainer.run();
-  REQUIRE(result.status == RunStatus::diverged);
-  CHECK(result.steps == 3);
+  const auto result = run_poisoned_from_step_4(dir.path, model, heads, poisoned);
   CHECK(result.message.find("task 'depth'") != std::string::npos);
   CHECK(result.message.find("nan at step 4 (epoch 2)") != std::string::npos);
   CHECK(result.message.find("checkpoints/last") != std::string::npos);
@@ -296,14 +304,8 @@ TEST_CASE("a finite loss with non-finite gradients stops the run before the step
     // Adds exactly 0 to the loss, but its gradient is 0 * infinity: NaN.
     return loss + torch::sqrt((output - output.detach()).pow(2).sum());
   };
-  TrainerCallbacks callbacks;
-  callbacks.on_step = [poisoned](const StepRecord& s) { *poisoned = s.step == 3; };
   auto model = tiny_model(1);
-  Trainer trainer(tiny_options(dir.path).batch_size(5).grad_accumulation(1), model, heads,
-                  tiny_source(10, 1), tiny_source(2, 2), callbacks);
-  const auto result = trainer.run();
-  REQUIRE(result.status == RunStatus::diverged);
-  CHECK(result.steps == 3);
+  const auto result = run_poisoned_from_step_4(dir.path, model, heads, poisoned);
   CHECK_MESSAGE(result.message.find("the gradient of '") != std::string::npos, result.message);
   CHECK(result.message.find("is not finite at step 4 (epoch 2)") != std::string::npos);
   for (const auto& [name, value] : trainable(model)) {

@@ -218,23 +218,30 @@ inline TrainResult Trainer::run() {
     return result;
   };
 
-  // An evaluation stopped by should_stop is left pending in the saved state and made on resume.
-  const auto stopped_evaluating = [&] {
-    state_.pending_evaluation = true;
+  // Stopping saves the state; an evaluation that was due (or cut short) is made on resume.
+  const auto stop_here = [&](bool evaluation_pending, const std::string& where) {
+    state_.pending_evaluation = evaluation_pending;
     save_checkpoint(optimizer);
     return finish(RunStatus::interrupted,
-                  "stopped while evaluating at step " + std::to_string(state_.step) + " of " +
+                  "stopped" + where + " at step " + std::to_string(state_.step) + " of " +
                       std::to_string(limit) + "; the state is saved in '" +
                       checkpoint_dir("last").string() + "', resume to continue");
+  };
+  // Records an evaluation; false when should_stop cut it short.
+  const auto evaluated = [&] {
+    try {
+      record_evaluation(evaluate_now());
+      return true;
+    } catch (const EvaluationInterrupted&) {
+      return false;
+    }
   };
 
   if ((options_.eval_before() && state_.step == 0 && evaluations_.empty()) ||
       state_.pending_evaluation) {
     state_.pending_evaluation = false;
-    try {
-      record_evaluation(evaluate_now());
-    } catch (const EvaluationInterrupted&) {
-      return stopped_evaluating();
+    if (!evaluated()) {
+      return stop_here(true, " while evaluating");
     }
     save_checkpoint(optimizer);
     update_report("running: step " + std::to_string(state_.step) + " of " + std::to_string(limit));
@@ -333,19 +340,10 @@ inline TrainResult Trainer::run() {
                                          state_.epoch % options_.eval_every() == 0);
     state_.finished = done;
     if (stop && !done) {
-      state_.pending_evaluation = evaluation_due;
-      save_checkpoint(optimizer);
-      return finish(RunStatus::interrupted,
-                    "stopped at step " + std::to_string(state_.step) + " of " +
-                        std::to_string(limit) + "; the state is saved in '" +
-                        checkpoint_dir("last").string() + "', resume to continue");
+      return stop_here(evaluation_due, "");
     }
-    if (evaluation_due) {
-      try {
-        record_evaluation(evaluate_now());
-      } catch (const EvaluationInterrupted&) {
-        return stopped_evaluating();
-      }
+    if (evaluation_due && !evaluated()) {
+      return stop_here(true, " while evaluating");
     }
     if (at_epoch_end || done) {
       save_checkpoint(optimizer);
