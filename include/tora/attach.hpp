@@ -57,6 +57,17 @@ struct LinearCandidate {
   bool rebinding = false;  ///< an unmodified linear, adapted by weight rebinding
 };
 
+/// Why `method` cannot adapt the unmodified linear module `name`, or "" when it can: weight
+/// rebinding holds one weight per task, so the update must be mergeable.
+inline std::string rebinding_refusal(Method method, const std::string& name) {
+  if (is_mergeable(method)) {
+    return "";
+  }
+  return std::string(to_string(method)) + " cannot adapt the unmodified linear module '" + name +
+         "': weight rebinding needs one weight per task and its router mixes heads per token; "
+         "declare the layer as tora::AdaptedLinear in the model's code";
+}
+
 /// Installs an adapter inside an unmodified linear module `linear` by weight rebinding.
 template <LinearModule L>
 void bind_into_linear(const std::shared_ptr<L>& linear, const std::string& name,
@@ -68,10 +79,8 @@ void bind_into_linear(const std::shared_ptr<L>& linear, const std::string& name,
   TORCH_CHECK(
       linear->named_children().find("adapter") == nullptr && linear->weight.is_same(*weight),
       "attach: '", name, "' is already adapted; load or configure it instead");
-  TORCH_CHECK(is_mergeable(config.method), "attach: ", to_string(config.method),
-              " cannot adapt the unmodified linear module '", name,
-              "': weight rebinding needs one weight per task and its router mixes heads per "
-              "token; declare the layer as tora::AdaptedLinear in the model's code");
+  const auto refusal = rebinding_refusal(config.method, name);
+  TORCH_CHECK(refusal.empty(), "attach: ", refusal);
   auto* bias = params.find("bias");
   auto adapter = make_adapter(config, weight->size(1), weight->size(0));
   adapter->to(weight->device(), weight->scalar_type());
@@ -194,11 +203,9 @@ std::vector<std::string> attach(torch::nn::Module& module, const std::vector<std
   for (const auto* candidate : chosen) {
     TORCH_CHECK(!candidate->adapted, "attach: '", candidate->name,
                 "' is already adapted; load or configure it instead");
-    TORCH_CHECK(!candidate->rebinding || is_mergeable(config.method),
-                "attach: ", to_string(config.method),
-                " cannot adapt the unmodified linear module '", candidate->name,
-                "': weight rebinding needs one weight per task and its router mixes heads per "
-                "token; declare the layer as tora::AdaptedLinear in the model's code");
+    const auto refusal =
+        candidate->rebinding ? detail::rebinding_refusal(config.method, candidate->name) : "";
+    TORCH_CHECK(refusal.empty(), "attach: ", refusal);
   }
   std::vector<std::string> adapted;
   for (const auto* candidate : chosen) {

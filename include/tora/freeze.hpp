@@ -44,12 +44,9 @@ inline std::vector<std::string> freeze_all_but_adapters(
       matched = matched || matches_pattern(item.key(), pattern);
     }
     if (!matched) {
-      std::string names;
-      for (const auto& item : params) {
-        names += (names.empty() ? "'" : ", '") + item.key() + "'";
-      }
-      throw std::invalid_argument("freeze_all_but_adapters: pattern '" + pattern +
-                                  "' matches no parameter name; parameters: " + names);
+      throw std::invalid_argument(
+          "freeze_all_but_adapters: pattern '" + pattern +
+          "' matches no parameter name; parameters: " + detail::join(params.keys()));
     }
   }
   for (const auto& item : params) {

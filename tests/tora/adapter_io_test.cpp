@@ -143,7 +143,10 @@ TEST_CASE("Python reads the adapter files with safetensors and json alone") {
     REQUIRE(seen.count(name) == 1);
     std::string shape;
     for (const auto d : tensor.sizes()) {
-      shape += (shape.empty() ? "" : "x") + std::to_string(d);
+      if (!shape.empty()) {
+        shape += 'x';
+      }
+      shape += std::to_string(d);
     }
     CHECK(seen[name].first == shape);
     CHECK(seen[name].second ==

@@ -74,10 +74,6 @@ inline std::string metric_cell(const std::vector<TaskEvaluation>& tasks, const s
   return "&ndash;";
 }
 
-inline std::string percent(double fraction) {
-  return fixed_text(100.0 * fraction, 2, true) + "%";
-}
-
 }  // namespace detail
 
 /// The report as one HTML document.
@@ -182,7 +178,7 @@ inline std::string render_report(const ReportData& report) {
         html += "<td>" + detail::metric_cell(e.tasks, spec.name, metric) + "</td>";
       }
     }
-    html += "<td>" + (e.delta_b ? detail::percent(*e.delta_b) : std::string("&ndash;")) +
+    html += "<td>" + (e.delta_b ? detail::signed_percent(*e.delta_b) : std::string("&ndash;")) +
             "</td></tr>\n";
   }
   html += "</table>\n<p>&Delta;<sub>b</sub>: mean relative improvement over the " +

@@ -114,8 +114,7 @@ inline std::string results_table(const std::vector<data::TaskSpec>& specs,
                          : std::string("-"));
     }
     if (with_delta) {
-      line.push_back(row.delta_b ? detail::fixed_text(100.0 * *row.delta_b, 2, true) + "%"
-                                 : std::string("-"));
+      line.push_back(row.delta_b ? detail::signed_percent(*row.delta_b) : std::string("-"));
     }
     grid.push_back(line);
   }

@@ -28,4 +28,9 @@ inline std::string fixed_text(double value, int decimals, bool sign = false) {
   return sign && !std::signbit(value) && !std::isnan(value) ? "+" + text : text;
 }
 
+/// A fraction as a signed percentage with two decimals: 0.2393 -> "+23.93%".
+inline std::string signed_percent(double fraction) {
+  return fixed_text(100.0 * fraction, 2, true) + "%";
+}
+
 }  // namespace mtsam::train::detail
